@@ -1,0 +1,166 @@
+// Package store keeps the plugin's state (networks, endpoints, pools,
+// allocations) in one bbolt file in the plugin's propagated mount, because
+// Docker replays nothing to a remote plugin after a restart.
+//
+// Records are JSON values in named buckets. Each Docker call does its writes
+// in one Update transaction, so a crash between two calls never leaves a
+// half-written record; callers write the store first and memory second.
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// ErrCorrupt marks a state file that exists but cannot be read as a store.
+// The plugin refuses to start on it rather than replace it, so an operator
+// can inspect or restore it.
+var ErrCorrupt = errors.New("state file is corrupt or unreadable")
+
+// DB is an open state file.
+type DB struct {
+	bolt *bolt.DB
+	path string
+}
+
+// Open opens (or creates) the state file at path. A file that is not a bbolt
+// database is reported with ErrCorrupt and left untouched.
+func Open(path string) (*DB, error) {
+	if err := checkReadable(path); err != nil {
+		return nil, err
+	}
+	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("open state file %s: locked by another process: %w", path, err)
+		}
+		return nil, fmt.Errorf("open state file %s: %w: %w", path, ErrCorrupt, err)
+	}
+	db := &DB{bolt: b, path: path}
+	if err := b.View(checkConsistency); err != nil {
+		_ = b.Close()
+		return nil, fmt.Errorf("open state file %s: %w: %w", path, ErrCorrupt, err)
+	}
+	return db, nil
+}
+
+// checkConsistency walks every page once at open, so a damaged file is
+// reported at start-up rather than in the middle of a Docker call.
+func checkConsistency(tx *bolt.Tx) error {
+	var first error
+	for err := range tx.Check() {
+		if first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// checkReadable turns an existing but unreadable file into a clear error
+// before bbolt sees it (bbolt may panic or mmap garbage on some truncations).
+func checkReadable(path string) error {
+	fi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("stat state file %s: %w", path, err)
+	}
+	if fi.IsDir() {
+		return fmt.Errorf("state file %s is a directory: %w", path, ErrCorrupt)
+	}
+	if fi.Size() > 0 && fi.Size() < 4096 {
+		return fmt.Errorf("state file %s is truncated (%d bytes): %w", path, fi.Size(), ErrCorrupt)
+	}
+	return nil
+}
+
+// Path is the file the store lives in.
+func (db *DB) Path() string { return db.path }
+
+// Close closes the file.
+func (db *DB) Close() error { return db.bolt.Close() }
+
+// Update runs fn in one read-write transaction: all of fn's writes land, or
+// none do.
+func (db *DB) Update(fn func(*Tx) error) error {
+	return db.bolt.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
+}
+
+// View runs fn in a read-only transaction.
+func (db *DB) View(fn func(*Tx) error) error {
+	return db.bolt.View(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
+}
+
+// Tx is one transaction.
+type Tx struct {
+	tx *bolt.Tx
+}
+
+// Put stores v as JSON under bucket/key, creating the bucket on first use.
+func (t *Tx) Put(bucket, key string, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %s/%s: %w", bucket, key, err)
+	}
+	b, err := t.tx.CreateBucketIfNotExists([]byte(bucket))
+	if err != nil {
+		return fmt.Errorf("create bucket %s: %w", bucket, err)
+	}
+	if err := b.Put([]byte(key), raw); err != nil {
+		return fmt.Errorf("put %s/%s: %w", bucket, key, err)
+	}
+	return nil
+}
+
+// Get decodes bucket/key into v and reports whether it was there.
+func (t *Tx) Get(bucket, key string, v any) (bool, error) {
+	b := t.tx.Bucket([]byte(bucket))
+	if b == nil {
+		return false, nil
+	}
+	raw := b.Get([]byte(key))
+	if raw == nil {
+		return false, nil
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return true, fmt.Errorf("decode %s/%s: %w: %w", bucket, key, ErrCorrupt, err)
+	}
+	return true, nil
+}
+
+// Delete removes bucket/key; a missing key is not an error, so repeated
+// deletes (Docker repeats Leave and DeleteEndpoint) succeed.
+func (t *Tx) Delete(bucket, key string) error {
+	b := t.tx.Bucket([]byte(bucket))
+	if b == nil {
+		return nil
+	}
+	if err := b.Delete([]byte(key)); err != nil {
+		return fmt.Errorf("delete %s/%s: %w", bucket, key, err)
+	}
+	return nil
+}
+
+// ForEach calls fn with every key of bucket and a decoder for its value.
+// Decoding is left to fn so one bad record names itself in the error.
+func (t *Tx) ForEach(bucket string, fn func(key string, decode func(v any) error) error) error {
+	b := t.tx.Bucket([]byte(bucket))
+	if b == nil {
+		return nil
+	}
+	return b.ForEach(func(k, raw []byte) error {
+		key := string(k)
+		return fn(key, func(v any) error {
+			if err := json.Unmarshal(raw, v); err != nil {
+				return fmt.Errorf("decode %s/%s: %w: %w", bucket, key, ErrCorrupt, err)
+			}
+			return nil
+		})
+	})
+}
