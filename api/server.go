@@ -1,0 +1,183 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+)
+
+const (
+	contentType = "application/vnd.docker.plugins.v1.1+json"
+
+	// LocalAddressSpace and GlobalAddressSpace are the address spaces the
+	// IPAM driver reports; pools are keyed by subnet, so one of each is enough.
+	LocalAddressSpace  = "ipvlan-bgp-local"
+	GlobalAddressSpace = "ipvlan-bgp-global"
+
+	// maxBody bounds a request: Docker's are a few KiB at most.
+	maxBody = 1 << 20
+	// readyWait bounds how long a call waits for start-up to finish; Docker
+	// gives each call 30 s.
+	readyWait = 25 * time.Second
+)
+
+// Server answers Docker's plugin protocol on one listener.
+type Server struct {
+	network NetworkDriver
+	ipam    IPAMDriver
+	log     *logrus.Entry
+	mux     *http.ServeMux
+
+	readyOnce sync.Once
+	ready     chan struct{}
+	startErr  error
+}
+
+// NewServer routes both protocols to their drivers. Calls other than
+// activation and capabilities wait until SetReady, so the socket can listen
+// before the slow parts of start-up (state reload, reconciliation) finish.
+func NewServer(network NetworkDriver, ipam IPAMDriver, log *logrus.Entry) *Server {
+	s := &Server{network: network, ipam: ipam, log: log, mux: http.NewServeMux(), ready: make(chan struct{})}
+	s.routeProtocol()
+	s.routeNetwork()
+	s.routeIPAM()
+	return s
+}
+
+// SetReady opens the gate for waiting calls. A non-nil err (a corrupt state
+// file, say) is returned to every call, so the reason shows at the docker CLI
+// instead of the plugin dying in a restart loop.
+func (s *Server) SetReady(err error) {
+	s.readyOnce.Do(func() {
+		s.startErr = err
+		close(s.ready)
+	})
+}
+
+// Handler is the HTTP handler serving both protocols.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Listen creates the unix socket at path, replacing a stale one left by a
+// crashed run.
+func Listen(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("create socket directory for %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	return l, nil
+}
+
+// Serve answers calls on l until ctx ends, then lets calls in flight finish.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdownCtx)
+	}()
+	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve plugin API: %w", err)
+	}
+	return nil
+}
+
+// errorResponse is what Docker reads an error from: a non-200 status makes
+// any call fail with the text in Err, for both protocols.
+type errorResponse struct {
+	Err string
+}
+
+// handle registers one call: decode the request, wait for start-up, run the
+// call with a context, encode the answer. A panic in a call becomes an error
+// answer, never a dead plugin.
+func handle[Req, Res any](s *Server, path string, gated bool, call func(context.Context, *Req) (*Res, error)) {
+	s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+		log := s.log.WithField("call", path[1:])
+		started := time.Now()
+		res, err := serveCall(s, r, gated, call)
+		took := time.Since(started)
+		if err != nil {
+			log.WithError(err).WithField("took", took).Warn("call failed")
+			writeJSON(w, http.StatusInternalServerError, errorResponse{Err: err.Error()})
+			return
+		}
+		log.WithField("took", took).Debug("call done")
+		if res == nil {
+			writeJSON(w, http.StatusOK, struct{}{})
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
+	})
+}
+
+func serveCall[Req, Res any](s *Server, r *http.Request, gated bool, call func(context.Context, *Req) (*Res, error)) (res *Res, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.WithField("panic", p).WithField("stack", string(debug.Stack())).Error("call panicked")
+			res, err = nil, fmt.Errorf("internal error: %v", p)
+		}
+	}()
+	req := new(Req)
+	if err := decode(r.Body, req); err != nil {
+		return nil, err
+	}
+	if gated {
+		if err := s.waitReady(r.Context()); err != nil {
+			return nil, err
+		}
+	}
+	return call(r.Context(), req)
+}
+
+func (s *Server) waitReady(ctx context.Context) error {
+	timer := time.NewTimer(readyWait)
+	defer timer.Stop()
+	select {
+	case <-s.ready:
+		if s.startErr != nil {
+			return fmt.Errorf("ipvlan-bgp failed to start: %w", s.startErr)
+		}
+		return nil
+	case <-timer.C:
+		return errors.New("ipvlan-bgp is still starting (restoring state); retry in a moment")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", contentType)
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// decode reads a request body. An empty body counts as an empty request
+// (Docker sends none for some calls); anything else must be one JSON object.
+func decode(body io.Reader, v any) error {
+	dec := json.NewDecoder(io.LimitReader(body, maxBody))
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		return fmt.Errorf("malformed request: %w", err)
+	}
+	return nil
+}
