@@ -1,0 +1,148 @@
+// Package bgp embeds a GoBGP speaker in the plugin: it announces the prefixes
+// the network driver hands it (route.Announcer), peers with the leaf switches
+// (numbered, unnumbered over IPv6 link-local, or dynamic), keeps peers'
+// routes across its own restarts (RFC 4724) and serves GoBGP's gRPC API on a
+// root-only unix socket for the stock `gobgp` CLI.
+package bgp
+
+import (
+	"fmt"
+	"io"
+	"net/netip"
+	"time"
+)
+
+// Config is the validated speaker configuration. LoadConfig builds it from
+// the plugin's environment and an optional TOML file.
+type Config struct {
+	ASN uint32
+	// RouterID is the BGP identifier; the zero Addr means "compute it at
+	// Start" with DefaultRouterID.
+	RouterID netip.Addr
+	// ListenPort is the TCP port for incoming sessions; 0 turns listening
+	// off (the speaker only connects out).
+	ListenPort uint16
+
+	Neighbors        []Neighbor
+	PeerGroups       []PeerGroup
+	DynamicNeighbors []DynamicNeighbor
+
+	GracefulRestart GracefulRestart
+
+	// ExportAllow narrows what may be announced; empty allows every prefix
+	// the plugin owns.
+	ExportAllow []PrefixRule
+	Import      ImportPolicy
+
+	// APISocket is the unix socket serving GoBGP's gRPC API; "" turns it off.
+	APISocket string
+	// APITCP is an optional host:port serving the same API over TCP.
+	APITCP string
+}
+
+// GracefulRestart holds the RFC 4724 settings shared by every neighbour.
+type GracefulRestart struct {
+	Enabled     bool
+	RestartTime time.Duration // how long peers keep our routes after we vanish
+}
+
+// ImportPolicy says which learned routes the importer may install in the
+// kernel. It lives here (not in import.go) so the config owns every setting.
+type ImportPolicy struct {
+	Allow        []netip.Prefix // empty: every learned prefix
+	AllowDefault bool           // default routes (0.0.0.0/0, ::/0) are refused unless set
+}
+
+// Family is an address family a session carries.
+type Family string
+
+// The families the speaker supports.
+const (
+	IPv4Unicast Family = "ipv4-unicast"
+	IPv6Unicast Family = "ipv6-unicast"
+)
+
+// PeerSettings are what a neighbour, a peer group and the env defaults share.
+type PeerSettings struct {
+	// RemoteAS is the peer's AS; 0 means "external": any AS, learned from the
+	// peer's OPEN (FRR's `remote-as external`).
+	RemoteAS    uint32
+	Password    Secret // TCP MD5 (RFC 2385); "" means none
+	MultihopTTL uint8  // 0: the peer is directly connected
+	HoldTime    time.Duration
+	Keepalive   time.Duration
+	Families    []Family
+	MaxPrefixes uint32 // 0: no limit
+}
+
+// Neighbor is one configured peer: by address, or by interface (unnumbered,
+// over the IPv6 link-local address of the only neighbour on that link).
+type Neighbor struct {
+	Address   netip.Addr
+	Interface string
+	PeerGroup string // informational: its settings are already folded in
+	PeerSettings
+}
+
+// PeerGroup is a named set of peer settings, used by neighbours and by
+// dynamic neighbours.
+type PeerGroup struct {
+	Name string
+	PeerSettings
+}
+
+// DynamicNeighbor accepts passive sessions from any address in Prefix, with
+// the settings of PeerGroup.
+type DynamicNeighbor struct {
+	Prefix    netip.Prefix
+	PeerGroup string
+}
+
+// PrefixRule matches a prefix inside Prefix whose length is in
+// [MinLen, MaxLen], like a route-map prefix-list entry with ge/le.
+type PrefixRule struct {
+	Prefix         netip.Prefix
+	MinLen, MaxLen int
+}
+
+// Contains reports whether p falls under the rule.
+func (r PrefixRule) Contains(p netip.Prefix) bool {
+	return r.Prefix.Addr().Is4() == p.Addr().Is4() &&
+		p.Bits() >= r.MinLen && p.Bits() <= r.MaxLen &&
+		r.Prefix.Contains(p.Addr())
+}
+
+// String renders the rule in the syntax ParsePrefixRule reads.
+func (r PrefixRule) String() string {
+	return fmt.Sprintf("%s ge %d le %d", r.Prefix, r.MinLen, r.MaxLen)
+}
+
+// Name identifies the neighbour in logs and errors: its address or
+// interface.
+func (n Neighbor) Name() string {
+	if n.Interface != "" {
+		return n.Interface
+	}
+	return n.Address.String()
+}
+
+// String describes the neighbour without its password.
+func (n Neighbor) String() string {
+	as := "external"
+	if n.RemoteAS != 0 {
+		as = fmt.Sprint(n.RemoteAS)
+	}
+	return fmt.Sprintf("%s (AS %s, md5 %t)", n.Name(), as, n.Password != "")
+}
+
+// Secret is a password: every fmt verb, JSON and text encoding print it
+// hidden, so logging a config never leaks it.
+type Secret string
+
+const hidden = "<hidden>"
+
+// Format hides the secret from every fmt verb (%v, %+v, %#v, %s, %q).
+func (Secret) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, hidden) }
+
+// MarshalText hides the secret from encoders (logrus' JSON formatter).
+func (Secret) MarshalText() ([]byte, error) { return []byte(hidden), nil }

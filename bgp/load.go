@@ -1,0 +1,245 @@
+package bgp
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// The plugin settings (`docker plugin set ipvlan-bgp BGP_ASN=65001`).
+// Scalars set in the env win over the file; lists (neighbours, peer groups,
+// allow lists) come from the file when it has them, else from the env.
+const (
+	// EnvASN is the local AS, 1..4294967295. Default 64512 (the first
+	// private 2-byte AS).
+	EnvASN = "BGP_ASN"
+	// EnvRouterID is the BGP identifier (IPv4). Default: the first IPv4
+	// address of the default-route interface, else of the first up
+	// non-loopback interface (DefaultRouterID), computed at Start.
+	EnvRouterID = "BGP_ROUTER_ID"
+	// EnvListenPort is the TCP port for incoming sessions. Default 179; 0
+	// turns listening off.
+	EnvListenPort = "BGP_LISTEN_PORT"
+	// EnvNeighbors is a compact neighbour list: ADDRESS:AS or INTERFACE:AS,
+	// comma separated, AS a number, "external" or "internal", e.g.
+	// "10.0.0.1:65101,eth0:external,fd00::1:internal". Default none.
+	EnvNeighbors = "BGP_NEIGHBORS"
+	// EnvPassword is the TCP MD5 password of every neighbour that sets none.
+	// Default none.
+	EnvPassword = "BGP_PASSWORD"
+	// EnvHoldTime is the hold time (seconds or "90s") of every neighbour that
+	// sets none. Default 90s; 0 disables keepalives.
+	EnvHoldTime = "BGP_HOLD_TIME"
+	// EnvKeepalive is the keepalive interval, at most a third of the hold
+	// time. Default: a third of the hold time.
+	EnvKeepalive = "BGP_KEEPALIVE"
+	// EnvMultihopTTL is the eBGP multihop TTL, 0..255. Default 0 (direct).
+	EnvMultihopTTL = "BGP_MULTIHOP_TTL"
+	// EnvFamilies lists the families each session carries. Default
+	// "ipv4-unicast,ipv6-unicast".
+	EnvFamilies = "BGP_FAMILIES"
+	// EnvMaxPrefixes caps the prefixes accepted per neighbour. Default 0
+	// (no limit).
+	EnvMaxPrefixes = "BGP_MAX_PREFIXES"
+	// EnvGracefulRestart turns RFC 4724 graceful restart on or off. Default
+	// true.
+	EnvGracefulRestart = "BGP_GRACEFUL_RESTART"
+	// EnvRestartTime is how long peers keep our routes while we restart,
+	// 1..4095 s. Default 120s.
+	EnvRestartTime = "BGP_RESTART_TIME"
+	// EnvExportAllow narrows what is announced: prefix-list entries, comma
+	// separated ("10.0.0.0/8 le 32,fd00::/8 within"). Default: every prefix
+	// the plugin owns.
+	EnvExportAllow = "BGP_EXPORT_ALLOW"
+	// EnvImportAllow lists the prefixes whose learned routes (and their more
+	// specifics) are installed in the kernel. Default: all.
+	EnvImportAllow = "BGP_IMPORT_ALLOW"
+	// EnvImportDefault lets learned default routes into the kernel. Default
+	// false.
+	EnvImportDefault = "BGP_IMPORT_DEFAULT"
+	// EnvAPISocket is the root-only unix socket serving GoBGP's gRPC API;
+	// "none" turns it off. Default /state/gobgp.sock (the plugin's propagated
+	// mount, visible on the host).
+	EnvAPISocket = "BGP_API_SOCKET"
+	// EnvAPITCP also serves the API on IP:PORT. Default off.
+	EnvAPITCP = "BGP_API_TCP"
+	// EnvConfigFile is the TOML file for what env cannot hold well (peer
+	// groups, full neighbours, dynamic neighbours). Default /state/bgp.toml;
+	// a missing default file is fine, a missing named file is an error.
+	EnvConfigFile = "BGP_CONFIG_FILE"
+)
+
+const (
+	defaultASN         = "64512"
+	defaultConfigFile  = "/state/bgp.toml"
+	defaultAPISocket   = "/state/gobgp.sock"
+	defaultHoldTime    = 90 * time.Second
+	defaultRestartTime = "120"
+	// The restart time is a 12-bit field of the capability (RFC 4724 3).
+	maxRestartTime = 4095 * time.Second
+	// A unix socket path must fit sockaddr_un's sun_path.
+	maxSocketPath = 107
+)
+
+// fileConfig is the TOML file's layout; see the package example.
+type fileConfig struct {
+	ASN             Opt `toml:"asn"`
+	RouterID        Opt `toml:"router-id"`
+	ListenPort      Opt `toml:"listen-port"`
+	GracefulRestart Opt `toml:"graceful-restart"`
+	RestartTime     Opt `toml:"restart-time"`
+	ImportDefault   Opt `toml:"import-default"`
+	APISocket       Opt `toml:"api-socket"`
+	APITCP          Opt `toml:"api-tcp"`
+
+	ExportAllow      []string             `toml:"export-allow"`
+	ImportAllow      []string             `toml:"import-allow"`
+	PeerGroups       []peerGroupSpec      `toml:"peer-group"`
+	Neighbors        []NeighborSpec       `toml:"neighbor"`
+	DynamicNeighbors []dynamicNeighborDef `toml:"dynamic-neighbor"`
+
+	path string
+}
+
+type peerGroupSpec struct {
+	Name string `toml:"name"`
+	PeerSpec
+}
+
+type dynamicNeighborDef struct {
+	Prefix    string `toml:"prefix"`
+	PeerGroup string `toml:"peer-group"`
+}
+
+// LoadConfig reads the BGP_* settings through getenv (os.Getenv in the
+// plugin) and the optional TOML file, and validates everything. Errors name
+// the env var or file key and the value.
+func LoadConfig(getenv func(string) string) (Config, error) {
+	file, err := readConfigFile(getenv(EnvConfigFile))
+	if err != nil {
+		return Config{}, err
+	}
+	l := loader{getenv: getenv, file: file}
+	var cfg Config
+	if err := l.globals(&cfg); err != nil {
+		return Config{}, err
+	}
+	if err := l.peers(&cfg); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+func readConfigFile(path string) (fileConfig, error) {
+	explicit := path != ""
+	if !explicit {
+		path = defaultConfigFile
+	}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) && !explicit {
+		return fileConfig{}, nil
+	}
+	if err != nil {
+		return fileConfig{}, fmt.Errorf("%s: read BGP config file: %w", EnvConfigFile, err)
+	}
+	return decodeConfigFile(path, string(data))
+}
+
+func decodeConfigFile(path, data string) (fileConfig, error) {
+	var f fileConfig
+	meta, err := toml.Decode(data, &f)
+	if err != nil {
+		return fileConfig{}, fmt.Errorf("BGP config file %s: %w", path, err)
+	}
+	if extra := meta.Undecoded(); len(extra) > 0 {
+		return fileConfig{}, fmt.Errorf("BGP config file %s: unknown key %q", path, extra[0].String())
+	}
+	f.path = path
+	return f, nil
+}
+
+// loader merges env and file: env wins for scalars, the file for lists.
+type loader struct {
+	getenv func(string) string
+	file   fileConfig
+}
+
+// scalar returns the raw value of a scalar setting and the name to blame in
+// errors: the env var if set, else the file key if set, else the default.
+func (l loader) scalar(env string, file Opt, fileKey, def string) (setting, value string) {
+	if v := strings.TrimSpace(l.getenv(env)); v != "" {
+		return env, v
+	}
+	if file.Set {
+		return l.file.path + ": " + fileKey, file.Value
+	}
+	return env, def
+}
+
+// list returns a list setting: the file's when it has the key, else the
+// env var's comma-separated items.
+func (l loader) list(env string, file []string, fileKey string) (setting string, items []string) {
+	if file != nil {
+		return l.file.path + ": " + fileKey, file
+	}
+	return env, splitList(l.getenv(env))
+}
+
+func (l loader) globals(cfg *Config) error {
+	var err error
+	if cfg.ASN, err = parseASN(l.scalar(EnvASN, l.file.ASN, "asn", defaultASN)); err != nil {
+		return err
+	}
+	if setting, v := l.scalar(EnvRouterID, l.file.RouterID, "router-id", ""); v != "" {
+		if cfg.RouterID, err = parseRouterID(setting, v); err != nil {
+			return err
+		}
+	}
+	setting, value := l.scalar(EnvListenPort, l.file.ListenPort, "listen-port", "179")
+	port, err := parseUint(setting, value, 0, math.MaxUint16)
+	if err != nil {
+		return err
+	}
+	cfg.ListenPort = uint16(port)
+	if cfg.GracefulRestart.Enabled, err = parseBool(l.scalar(EnvGracefulRestart, l.file.GracefulRestart, "graceful-restart", "true")); err != nil {
+		return err
+	}
+	setting, value = l.scalar(EnvRestartTime, l.file.RestartTime, "restart-time", defaultRestartTime)
+	if cfg.GracefulRestart.RestartTime, err = parseSeconds(setting, value, time.Second, maxRestartTime); err != nil {
+		return err
+	}
+	if cfg.Import.AllowDefault, err = parseBool(l.scalar(EnvImportDefault, l.file.ImportDefault, "import-default", "false")); err != nil {
+		return err
+	}
+	if cfg.ExportAllow, err = parsePrefixRules(l.list(EnvExportAllow, l.file.ExportAllow, "export-allow")); err != nil {
+		return err
+	}
+	if cfg.Import.Allow, err = parsePrefixes(l.list(EnvImportAllow, l.file.ImportAllow, "import-allow")); err != nil {
+		return err
+	}
+	return l.apiSettings(cfg)
+}
+
+func (l loader) apiSettings(cfg *Config) error {
+	setting, sock := l.scalar(EnvAPISocket, l.file.APISocket, "api-socket", defaultAPISocket)
+	switch {
+	case sock == "none":
+	case !strings.HasPrefix(sock, "/") || len(sock) > maxSocketPath:
+		return badValue(setting, sock, `want an absolute path of at most %d bytes, or "none"`, maxSocketPath)
+	default:
+		cfg.APISocket = sock
+	}
+	if setting, addr := l.scalar(EnvAPITCP, l.file.APITCP, "api-tcp", ""); addr != "" {
+		var err error
+		if cfg.APITCP, err = parseHostPort(setting, addr); err != nil {
+			return err
+		}
+	}
+	return nil
+}

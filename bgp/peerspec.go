@@ -1,0 +1,175 @@
+package bgp
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Opt is one setting as written in the file or env, before validation. The
+// zero Opt is "not set": the value is inherited.
+type Opt struct {
+	Value string
+	Set   bool
+}
+
+// Text returns a set Opt holding s.
+func Text(s string) Opt { return Opt{Value: s, Set: true} }
+
+// UnmarshalTOML accepts strings, numbers and booleans alike, so
+// `remote-as = 65001` and `remote-as = "external"` both work.
+func (o *Opt) UnmarshalTOML(v any) error {
+	switch v.(type) {
+	case string, int64, bool:
+		*o = Text(fmt.Sprint(v))
+		return nil
+	}
+	return fmt.Errorf("want a string, number or boolean, not %T", v)
+}
+
+// PeerSpec is a neighbour's or peer group's settings as written; unset
+// fields inherit from the peer group, then from the BGP_* env defaults.
+type PeerSpec struct {
+	RemoteAS    Opt      `toml:"remote-as"`
+	Password    Opt      `toml:"password"`
+	MultihopTTL Opt      `toml:"multihop-ttl"`
+	HoldTime    Opt      `toml:"hold-time"`
+	Keepalive   Opt      `toml:"keepalive"`
+	Families    []string `toml:"families"`
+	MaxPrefixes Opt      `toml:"max-prefixes"`
+}
+
+// NeighborSpec is a neighbour as written: exactly one of Address and
+// Interface.
+type NeighborSpec struct {
+	Address   string `toml:"address"`
+	Interface string `toml:"interface"`
+	PeerGroup string `toml:"peer-group"`
+	PeerSpec
+}
+
+// Linux caps TCP MD5 keys at 80 bytes (TCP_MD5SIG_MAXKEYLEN).
+const maxPasswordLen = 80
+
+// The BGP hold time is 0 (no keepalives) or 3..65535 s (RFC 4271 4.2).
+const maxHoldTime = math.MaxUint16 * time.Second
+
+// apply overlays the set fields of spec on base. setting names a field for
+// errors (an env var or a file key path).
+func (spec PeerSpec) apply(base PeerSettings, localAS uint32, setting func(key string) string) (PeerSettings, error) {
+	out := base
+	var err error
+	if spec.RemoteAS.Set {
+		if out.RemoteAS, err = parseRemoteAS(setting("remote-as"), spec.RemoteAS.Value, localAS); err != nil {
+			return out, err
+		}
+	}
+	if spec.Password.Set {
+		if len(spec.Password.Value) > maxPasswordLen {
+			return out, badValue(setting("password"), hidden, "an MD5 password is at most %d bytes", maxPasswordLen)
+		}
+		out.Password = Secret(spec.Password.Value)
+	}
+	if spec.MultihopTTL.Set {
+		ttl, err := parseUint(setting("multihop-ttl"), spec.MultihopTTL.Value, 0, math.MaxUint8)
+		if err != nil {
+			return out, err
+		}
+		out.MultihopTTL = uint8(ttl)
+	}
+	if spec.MaxPrefixes.Set {
+		n, err := parseUint(setting("max-prefixes"), spec.MaxPrefixes.Value, 0, math.MaxUint32)
+		if err != nil {
+			return out, err
+		}
+		out.MaxPrefixes = uint32(n)
+	}
+	if spec.Families != nil {
+		if out.Families, err = parseFamilies(setting("families"), spec.Families); err != nil {
+			return out, err
+		}
+	}
+	return spec.applyTimers(out, setting)
+}
+
+// applyTimers sets hold time and keepalive; a hold time given alone brings
+// its keepalive to a third of it, as RFC 4271 suggests.
+func (spec PeerSpec) applyTimers(out PeerSettings, setting func(string) string) (PeerSettings, error) {
+	var err error
+	if spec.HoldTime.Set {
+		if out.HoldTime, err = parseSeconds(setting("hold-time"), spec.HoldTime.Value, 0, maxHoldTime); err != nil {
+			return out, err
+		}
+		if out.HoldTime > 0 && out.HoldTime < 3*time.Second {
+			return out, badValue(setting("hold-time"), spec.HoldTime.Value, "a hold time is 0 or at least 3s")
+		}
+		out.Keepalive = out.HoldTime / 3
+	}
+	if spec.Keepalive.Set {
+		if out.Keepalive, err = parseSeconds(setting("keepalive"), spec.Keepalive.Value, 0, maxHoldTime); err != nil {
+			return out, err
+		}
+	}
+	if out.Keepalive > out.HoldTime/3 {
+		return out, badValue(setting("keepalive"), out.Keepalive.String(),
+			"keepalive must be at most a third of the hold time (%s)", out.HoldTime)
+	}
+	return out, nil
+}
+
+// NewNeighbor validates a neighbour as written and folds in its settings:
+// base (the env defaults), then its peer group's, then its own. groups are
+// the already-validated peer groups; setting names a field for errors.
+func NewNeighbor(spec NeighborSpec, base PeerSettings, groups []PeerGroup, localAS uint32,
+	setting func(key string) string) (Neighbor, error) {
+	n := Neighbor{PeerGroup: spec.PeerGroup}
+	if err := n.setEndpoint(spec, setting); err != nil {
+		return n, err
+	}
+	if spec.PeerGroup != "" {
+		g, ok := findGroup(groups, spec.PeerGroup)
+		if !ok {
+			return n, badValue(setting("peer-group"), spec.PeerGroup, "no such peer group")
+		}
+		base = g.PeerSettings
+	}
+	var err error
+	if n.PeerSettings, err = spec.PeerSpec.apply(base, localAS, setting); err != nil {
+		return n, err
+	}
+	if !spec.RemoteAS.Set && spec.PeerGroup == "" {
+		return n, badValue(setting("remote-as"), "", `required: an AS number, "external" or "internal"`)
+	}
+	return n, nil
+}
+
+func (n *Neighbor) setEndpoint(spec NeighborSpec, setting func(string) string) error {
+	switch {
+	case (spec.Address == "") == (spec.Interface == ""):
+		return badValue(setting("address"), spec.Address+spec.Interface, "set exactly one of address and interface")
+	case spec.Address != "":
+		a, err := netip.ParseAddr(strings.TrimSpace(spec.Address))
+		if err != nil || a.IsUnspecified() || a.IsMulticast() || a.Zone() != "" {
+			return badValue(setting("address"), spec.Address, "not a unicast IPv4 or IPv6 address (for link-local peers use interface)")
+		}
+		n.Address = a.Unmap()
+	default:
+		if _, err := net.InterfaceByName(spec.Interface); err != nil {
+			return badValue(setting("interface"), spec.Interface, "unknown interface: %v", err)
+		}
+		n.Interface = spec.Interface
+	}
+	return nil
+}
+
+func findGroup(groups []PeerGroup, name string) (PeerGroup, bool) {
+	for _, g := range groups {
+		if g.Name == name {
+			return g, true
+		}
+	}
+	return PeerGroup{}, false
+}
