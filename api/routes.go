@@ -59,23 +59,36 @@ func (s *Server) routeProtocol() {
 	handle(s, "/NetworkDriver.DiscoverDelete", false, withoutAnswer(func(context.Context, *netapi.DiscoveryNotification) error { return nil }))
 }
 
+// network and ipam bind a driver method to the driver handed over at Ready:
+// routes are registered before the drivers exist.
+func network[Req, Res any](s *Server, method func(NetworkDriver, context.Context, *Req) (*Res, error)) func(context.Context, *Req) (*Res, error) {
+	return func(ctx context.Context, req *Req) (*Res, error) { return method(s.network, ctx, req) }
+}
+
+func ipam[Req, Res any](s *Server, method func(IPAMDriver, context.Context, *Req) (*Res, error)) func(context.Context, *Req) (*Res, error) {
+	return func(ctx context.Context, req *Req) (*Res, error) { return method(s.ipam, ctx, req) }
+}
+
+// noAnswer adapts a driver method that returns only an error.
+func noAnswer[D, Req any](method func(D, context.Context, *Req) error) func(D, context.Context, *Req) (*empty, error) {
+	return func(d D, ctx context.Context, req *Req) (*empty, error) { return nil, method(d, ctx, req) }
+}
+
 func (s *Server) routeNetwork() {
-	n := s.network
-	handle(s, "/NetworkDriver.CreateNetwork", true, withoutAnswer(n.CreateNetwork))
-	handle(s, "/NetworkDriver.DeleteNetwork", true, withoutAnswer(n.DeleteNetwork))
-	handle(s, "/NetworkDriver.CreateEndpoint", true, n.CreateEndpoint)
-	handle(s, "/NetworkDriver.DeleteEndpoint", true, withoutAnswer(n.DeleteEndpoint))
-	handle(s, "/NetworkDriver.EndpointOperInfo", true, n.EndpointInfo)
-	handle(s, "/NetworkDriver.Join", true, n.Join)
-	handle(s, "/NetworkDriver.Leave", true, withoutAnswer(n.Leave))
-	handle(s, "/NetworkDriver.ProgramExternalConnectivity", true, withoutAnswer(n.ProgramExternalConnectivity))
-	handle(s, "/NetworkDriver.RevokeExternalConnectivity", true, withoutAnswer(n.RevokeExternalConnectivity))
+	handle(s, "/NetworkDriver.CreateNetwork", true, network(s, noAnswer(NetworkDriver.CreateNetwork)))
+	handle(s, "/NetworkDriver.DeleteNetwork", true, network(s, noAnswer(NetworkDriver.DeleteNetwork)))
+	handle(s, "/NetworkDriver.CreateEndpoint", true, network(s, NetworkDriver.CreateEndpoint))
+	handle(s, "/NetworkDriver.DeleteEndpoint", true, network(s, noAnswer(NetworkDriver.DeleteEndpoint)))
+	handle(s, "/NetworkDriver.EndpointOperInfo", true, network(s, NetworkDriver.EndpointInfo))
+	handle(s, "/NetworkDriver.Join", true, network(s, NetworkDriver.Join))
+	handle(s, "/NetworkDriver.Leave", true, network(s, noAnswer(NetworkDriver.Leave)))
+	handle(s, "/NetworkDriver.ProgramExternalConnectivity", true, network(s, noAnswer(NetworkDriver.ProgramExternalConnectivity)))
+	handle(s, "/NetworkDriver.RevokeExternalConnectivity", true, network(s, noAnswer(NetworkDriver.RevokeExternalConnectivity)))
 }
 
 func (s *Server) routeIPAM() {
-	i := s.ipam
-	handle(s, "/IpamDriver.RequestPool", true, i.RequestPool)
-	handle(s, "/IpamDriver.ReleasePool", true, withoutAnswer(i.ReleasePool))
-	handle(s, "/IpamDriver.RequestAddress", true, i.RequestAddress)
-	handle(s, "/IpamDriver.ReleaseAddress", true, withoutAnswer(i.ReleaseAddress))
+	handle(s, "/IpamDriver.RequestPool", true, ipam(s, IPAMDriver.RequestPool))
+	handle(s, "/IpamDriver.ReleasePool", true, ipam(s, noAnswer(IPAMDriver.ReleasePool)))
+	handle(s, "/IpamDriver.RequestAddress", true, ipam(s, IPAMDriver.RequestAddress))
+	handle(s, "/IpamDriver.ReleaseAddress", true, ipam(s, noAnswer(IPAMDriver.ReleaseAddress)))
 }

@@ -44,21 +44,29 @@ type Server struct {
 	startErr  error
 }
 
-// NewServer routes both protocols to their drivers. Calls other than
-// activation and capabilities wait until SetReady, so the socket can listen
+// NewServer routes both protocols. Calls other than activation and
+// capabilities wait until Ready hands over the drivers, so the socket listens
 // before the slow parts of start-up (state reload, reconciliation) finish.
-func NewServer(network NetworkDriver, ipam IPAMDriver, log *logrus.Entry) *Server {
-	s := &Server{network: network, ipam: ipam, log: log, mux: http.NewServeMux(), ready: make(chan struct{})}
+func NewServer(log *logrus.Entry) *Server {
+	s := &Server{log: log, mux: http.NewServeMux(), ready: make(chan struct{})}
 	s.routeProtocol()
 	s.routeNetwork()
 	s.routeIPAM()
 	return s
 }
 
-// SetReady opens the gate for waiting calls. A non-nil err (a corrupt state
-// file, say) is returned to every call, so the reason shows at the docker CLI
-// instead of the plugin dying in a restart loop.
-func (s *Server) SetReady(err error) {
+// Ready hands over the drivers and opens the gate for waiting calls.
+func (s *Server) Ready(network NetworkDriver, ipam IPAMDriver) {
+	s.readyOnce.Do(func() {
+		s.network, s.ipam = network, ipam
+		close(s.ready)
+	})
+}
+
+// Fail opens the gate with an error instead of drivers: every call answers
+// with it (a corrupt state file, a bad setting), so the reason shows at the
+// docker CLI instead of the plugin dying in a restart loop.
+func (s *Server) Fail(err error) {
 	s.readyOnce.Do(func() {
 		s.startErr = err
 		close(s.ready)

@@ -72,7 +72,7 @@ func newTestServer(t testing.TB) (*Server, *recorder) {
 	rec := &recorder{}
 	log := logrus.New()
 	log.SetLevel(logrus.PanicLevel)
-	return NewServer(rec, rec, logrus.NewEntry(log)), rec
+	return NewServer(logrus.NewEntry(log)), rec
 }
 
 func call(t testing.TB, s *Server, path, body string) (int, map[string]any) {
@@ -89,7 +89,7 @@ func call(t testing.TB, s *Server, path, body string) (int, map[string]any) {
 
 func TestProtocolCalls(t *testing.T) {
 	s, rec := newTestServer(t)
-	s.SetReady(nil)
+	s.Ready(rec, rec)
 	tests := []struct {
 		path, body string
 		wantStatus int
@@ -145,7 +145,7 @@ func jsonEqual(a, b any) bool {
 
 func TestDriverErrorReachesDocker(t *testing.T) {
 	s, rec := newTestServer(t)
-	s.SetReady(nil)
+	s.Ready(rec, rec)
 	rec.fail = errors.New(`option "mtu": 99999 is above parent eth0's MTU 1500`)
 	for _, path := range []string{"/NetworkDriver.CreateNetwork", "/IpamDriver.RequestAddress"} {
 		status, out := call(t, s, path, `{}`)
@@ -171,7 +171,7 @@ func TestCallsWaitForStartUp(t *testing.T) {
 		t.Fatal("Join was answered before start-up finished")
 	case <-time.After(100 * time.Millisecond):
 	}
-	s.SetReady(nil)
+	s.Ready(rec, rec)
 	if status := <-done; status != 200 || len(rec.calls) != 1 {
 		t.Fatalf("after ready: status %d calls %v", status, rec.calls)
 	}
@@ -179,7 +179,7 @@ func TestCallsWaitForStartUp(t *testing.T) {
 
 func TestStartUpFailureIsEveryCallsAnswer(t *testing.T) {
 	s, rec := newTestServer(t)
-	s.SetReady(errors.New("open state file /state/ipvlan-bgp.db: state file is corrupt or unreadable"))
+	s.Fail(errors.New("open state file /state/ipvlan-bgp.db: state file is corrupt or unreadable"))
 	status, out := call(t, s, "/IpamDriver.RequestPool", `{"Pool":"10.0.0.0/24"}`)
 	if status != 500 || !strings.Contains(out["Err"].(string), "corrupt") || len(rec.calls) != 0 {
 		t.Fatalf("status %d answer %v calls %v", status, out, rec.calls)
@@ -187,8 +187,8 @@ func TestStartUpFailureIsEveryCallsAnswer(t *testing.T) {
 }
 
 func TestServesOnUnixSocket(t *testing.T) {
-	s, _ := newTestServer(t)
-	s.SetReady(nil)
+	s, rec := newTestServer(t)
+	s.Ready(rec, rec)
 	path := filepath.Join(t.TempDir(), "run", "ipvlan-bgp.sock")
 	l, err := Listen(path)
 	if err != nil {
@@ -231,8 +231,8 @@ func FuzzRequestDecoding(f *testing.F) {
 		`{"Interface":{"Address":"10.0.0.2/24"}}`, `{"Pool":"10.0.0.0/8","V6":true}`, `[`, `{"Options":[]}`} {
 		f.Add(uint8(i), seed)
 	}
-	s, _ := newTestServer(f)
-	s.SetReady(nil)
+	s, rec := newTestServer(f)
+	s.Ready(rec, rec)
 	f.Fuzz(func(t *testing.T, which uint8, body string) {
 		path := paths[int(which)%len(paths)]
 		status, out := call(t, s, path, body)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // ErrCorrupt marks a state file that exists but cannot be read as a store.
@@ -36,7 +37,7 @@ func Open(path string) (*DB, error) {
 	}
 	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("open state file %s: locked by another process: %w", path, err)
 		}
 		return nil, fmt.Errorf("open state file %s: %w: %w", path, ErrCorrupt, err)
