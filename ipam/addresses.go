@@ -1,0 +1,136 @@
+package ipam
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+
+	ipamapi "github.com/docker/go-plugins-helpers/ipam"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/store"
+)
+
+const (
+	fieldAddress  = "requested address"
+	fieldGateway  = "--gateway"
+	fieldReleased = "released address"
+)
+
+// RequestAddress allocates a container address (the one asked for, or the
+// next free one of the allocation range), or reserves an explicit --gateway.
+// The answer carries the pool's prefix length.
+func (a *IPAM) RequestAddress(ctx context.Context, req *ipamapi.RequestAddressRequest) (*ipamapi.RequestAddressResponse, error) {
+	isGateway := req.Options[optRequestAddressType] == labelGateway
+	field := fieldAddress
+	if isGateway {
+		field = fieldGateway
+	}
+	var want netip.Addr
+	if req.Address != "" {
+		var err error
+		if want, err = parseAddress(field, req.Address); err != nil {
+			return nil, err
+		}
+	}
+	p, err := a.lockPool(ctx, req.PoolID)
+	if err != nil {
+		return nil, err
+	}
+	defer a.unlock()
+	var got netip.Addr
+	if isGateway {
+		got, err = a.reserveGateway(p, want)
+	} else {
+		got, err = a.allocate(p, want)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &ipamapi.RequestAddressResponse{Address: netip.PrefixFrom(got, p.prefix.Bits()).String()}, nil
+}
+
+// allocate gives a container want, or the next free address when want is
+// the zero Addr.
+func (a *IPAM) allocate(p *pool, want netip.Addr) (netip.Addr, error) {
+	explicit := want.IsValid()
+	if explicit {
+		if err := p.checkWanted(fieldAddress, want); err != nil {
+			return netip.Addr{}, err
+		}
+	} else {
+		var err error
+		if want, err = p.nextFree(); err != nil {
+			return netip.Addr{}, err
+		}
+	}
+	err := a.db.Update(func(tx *store.Tx) error {
+		return tx.Put(bucketAllocations, allocationKey(p.id, want), allocationRecord{PoolID: p.id, Address: want})
+	})
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("save allocation of %s in pool %s: %w", want, p.prefix, err)
+	}
+	p.take(want)
+	if !explicit {
+		p.cursor = want.Next()
+	}
+	a.log.WithFields(p.logFields()).WithField("address", want).Debug("Address allocated")
+	return want, nil
+}
+
+// reserveGateway grants an explicit --gateway anywhere in the pool (it is
+// never used in L3 mode, so it may lie outside this host's block) and frees
+// the first address RequestPool had set aside, which Docker no longer uses.
+func (a *IPAM) reserveGateway(p *pool, want netip.Addr) (netip.Addr, error) {
+	if !want.IsValid() || want == p.gateway {
+		return p.gateway, nil
+	}
+	if !p.prefix.Contains(want) {
+		return netip.Addr{}, invalid(fieldGateway, want.String(), "outside pool %s", p.prefix)
+	}
+	if err := p.checkFree(fieldGateway, want); err != nil {
+		return netip.Addr{}, err
+	}
+	old := p.gateway
+	err := a.db.Update(func(tx *store.Tx) error {
+		if err := tx.Delete(bucketAllocations, allocationKey(p.id, old)); err != nil {
+			return err
+		}
+		return tx.Put(bucketAllocations, allocationKey(p.id, want), allocationRecord{PoolID: p.id, Address: want, Gateway: true})
+	})
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("save gateway %s of pool %s: %w", want, p.prefix, err)
+	}
+	p.free(old)
+	p.take(want)
+	p.gateway = want
+	a.log.WithFields(p.logFields()).Info("Gateway reserved")
+	return want, nil
+}
+
+// ReleaseAddress frees a container address. Releasing the gateway succeeds
+// and keeps it reserved: Docker releases it only while removing the network,
+// and ReleasePool follows.
+func (a *IPAM) ReleaseAddress(ctx context.Context, req *ipamapi.ReleaseAddressRequest) error {
+	addr, err := parseAddress(fieldReleased, req.Address)
+	if err != nil {
+		return err
+	}
+	p, err := a.lockPool(ctx, req.PoolID)
+	if err != nil {
+		return err
+	}
+	defer a.unlock()
+	if addr == p.gateway {
+		return nil
+	}
+	if !p.isTaken(addr) {
+		return &Error{Kind: ErrNotAllocated, Field: fieldReleased, Value: addr.String(), Reason: fmt.Sprintf("not allocated in pool %s", p.prefix)}
+	}
+	err = a.db.Update(func(tx *store.Tx) error { return tx.Delete(bucketAllocations, allocationKey(p.id, addr)) })
+	if err != nil {
+		return fmt.Errorf("release %s in pool %s: %w", addr, p.prefix, err)
+	}
+	p.free(addr)
+	a.log.WithFields(p.logFields()).WithField("address", addr).Debug("Address released")
+	return nil
+}
