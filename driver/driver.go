@@ -1,0 +1,125 @@
+// Package driver is the plugin's network driver: it turns Docker's network
+// calls into ipvlan links on a parent NIC and tells the BGP speaker which
+// prefixes to announce for them.
+//
+// One file per concern: options.go parses what the user typed, network.go,
+// endpoint.go and joinleave.go answer Docker's calls, links.go does all
+// netlink work, state.go holds the records, reconcile.go squares the store
+// with the kernel at start-up.
+//
+// Every call writes the store before memory, and orders its kernel and store
+// steps so that a crash between any two of them leaves something Reconcile
+// or a repeated Docker call puts right; each call's order is written above
+// it.
+package driver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+
+	netapi "github.com/docker/go-plugins-helpers/network"
+	"github.com/sirupsen/logrus"
+	"github.com/vishvananda/netlink"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/api"
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
+	"github.com/ipvlan-bgp/ipvlan-bgp/store"
+)
+
+// Config is what the plugin's main hands the driver.
+type Config struct {
+	Store     *store.DB
+	Announcer route.Announcer // the BGP speaker; may be a no-op
+	// Ranges may be nil: then announce=subnet announces the whole pool.
+	Ranges LocalRanges
+	// Netlink is nil for the current namespace; tests pass a handle in a
+	// test namespace.
+	Netlink *netlink.Handle
+	Log     *logrus.Entry
+}
+
+// LocalRanges is implemented by the IPAM driver: the block this host
+// allocates from inside a pool, which is what a multi-host network announces
+// from this host instead of the whole pool.
+type LocalRanges interface {
+	LocalRange(pool netip.Prefix) (netip.Prefix, bool)
+}
+
+// Driver is the network driver.
+type Driver struct {
+	db       *store.DB
+	ranges   LocalRanges
+	links    *links
+	log      *logrus.Entry
+	state    *state
+	announce *announcements
+
+	// changes serialises the calls that change state, so that a check
+	// (overlapping subnets, the parent's mode) and the change it guards
+	// are one step. The kernel work inside takes milliseconds.
+	changes sync.Mutex
+
+	// Watchers that announce an endpoint once Docker has moved its link
+	// run until done is closed.
+	done     chan struct{}
+	watchers sync.WaitGroup
+}
+
+var _ api.NetworkDriver = (*Driver)(nil)
+
+// New loads the networks and endpoints from the store. It touches neither
+// the kernel nor the speaker: Reconcile does.
+func New(cfg Config) (*Driver, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("network driver: no state store")
+	}
+	if cfg.Announcer == nil {
+		return nil, errors.New("network driver: no announcer")
+	}
+	log := cfg.Log
+	if log == nil {
+		log = logrus.NewEntry(logrus.StandardLogger())
+	}
+	d := &Driver{
+		db:       cfg.Store,
+		ranges:   cfg.Ranges,
+		links:    newLinks(cfg.Netlink),
+		log:      log.WithField("component", "network-driver"),
+		state:    newState(),
+		announce: newAnnouncements(cfg.Announcer),
+		done:     make(chan struct{}),
+	}
+	if err := d.state.load(cfg.Store); err != nil {
+		return nil, fmt.Errorf("load network driver state from %s: %w", cfg.Store.Path(), err)
+	}
+	return d, nil
+}
+
+// Close stops the watchers that wait for Docker to move links. It announces
+// and withdraws nothing: on restart Reconcile picks up from the store.
+func (d *Driver) Close() {
+	d.changes.Lock()
+	defer d.changes.Unlock()
+	select {
+	case <-d.done:
+	default:
+		close(d.done)
+	}
+	d.watchers.Wait()
+}
+
+// ProgramExternalConnectivity has nothing to do: a routed network publishes
+// no ports, its containers are reached by their own addresses.
+func (d *Driver) ProgramExternalConnectivity(_ context.Context, req *netapi.ProgramExternalConnectivityRequest) error {
+	d.log.WithFields(logrus.Fields{"network": req.NetworkID, "endpoint": req.EndpointID}).Debug("external connectivity: nothing to program on a routed network")
+	return nil
+}
+
+// RevokeExternalConnectivity: see ProgramExternalConnectivity.
+func (d *Driver) RevokeExternalConnectivity(_ context.Context, req *netapi.RevokeExternalConnectivityRequest) error {
+	d.log.WithFields(logrus.Fields{"network": req.NetworkID, "endpoint": req.EndpointID}).Debug("external connectivity: nothing to revoke on a routed network")
+	return nil
+}

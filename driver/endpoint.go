@@ -1,0 +1,180 @@
+package driver
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+
+	netapi "github.com/docker/go-plugins-helpers/network"
+	"github.com/sirupsen/logrus"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
+	"github.com/ipvlan-bgp/ipvlan-bgp/store"
+)
+
+// CreateEndpoint records an endpoint; its link is made at Join, as Docker's
+// own ipvlan driver does. Steps: validate, store, memory; nothing in the
+// kernel, so a crash leaves either no record or a whole one.
+func (d *Driver) CreateEndpoint(ctx context.Context, req *netapi.CreateEndpointRequest) (*netapi.CreateEndpointResponse, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	d.changes.Lock()
+	defer d.changes.Unlock()
+	rec, err := d.newEndpointRecord(req)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.db.Update(func(tx *store.Tx) error { return tx.Put(bucketEndpoints, rec.ID, rec) }); err != nil {
+		return nil, fmt.Errorf("create endpoint %s: %w", short(rec.ID), err)
+	}
+	d.state.putEndpoint(rec)
+	d.log.WithFields(logrus.Fields{"network": rec.NetworkID, "endpoint": rec.ID, "addresses": rec.Addresses}).Info("endpoint created")
+	// The addresses came from Docker: answering with any would make Docker
+	// roll the endpoint back.
+	return &netapi.CreateEndpointResponse{Interface: &netapi.EndpointInterface{}}, nil
+}
+
+// newEndpointRecord validates a CreateEndpoint request against its network.
+func (d *Driver) newEndpointRecord(req *netapi.CreateEndpointRequest) (endpointRecord, error) {
+	if err := checkDockerID("endpoint", req.EndpointID); err != nil {
+		return endpointRecord{}, err
+	}
+	network, ok := d.state.network(req.NetworkID)
+	if !ok {
+		return endpointRecord{}, fmt.Errorf("ipvlan-bgp: network %s not found", short(req.NetworkID))
+	}
+	if _, exists := d.state.endpoint(req.EndpointID); exists {
+		return endpointRecord{}, fmt.Errorf("ipvlan-bgp: endpoint %s already exists", short(req.EndpointID))
+	}
+	iface := req.Interface
+	if iface == nil {
+		iface = &netapi.EndpointInterface{}
+	}
+	if iface.MacAddress != "" {
+		return endpointRecord{}, optionErr("mac-address", iface.MacAddress, "ipvlan interfaces share the parent's MAC address; remove --mac-address")
+	}
+	cfg, err := d.endpointOptions(network, req.Options)
+	if err != nil {
+		return endpointRecord{}, err
+	}
+	rec := endpointRecord{ID: req.EndpointID, NetworkID: network.ID, Config: cfg}
+	for _, a := range []struct {
+		value string
+		is4   bool
+	}{{iface.Address, true}, {iface.AddressIPv6, false}} {
+		if a.value == "" {
+			continue
+		}
+		addr, err := parseEndpointAddress(a.value, a.is4, network.Pools)
+		if err != nil {
+			return endpointRecord{}, err
+		}
+		rec.Addresses = append(rec.Addresses, addr)
+	}
+	return rec, nil
+}
+
+// endpointOptions parses a container's --driver-opt values and checks them
+// against its network.
+func (d *Driver) endpointOptions(network networkRecord, opts map[string]any) (endpointConfig, error) {
+	cfg, err := parseEndpointOptions(opts)
+	if err != nil {
+		return cfg, err
+	}
+	if network.Config.Announce != announceHost && (len(cfg.Communities) > 0 || len(cfg.LargeCommunities) > 0) {
+		return cfg, optionErr(optCommunities, strings.Join(slices.Concat(cfg.Communities, cfg.LargeCommunities), ","),
+			"network %s announces %s, not each container's address (announce=%s)", short(network.ID), network.Config.Announce, network.Config.Announce)
+	}
+	return cfg, nil
+}
+
+// parseEndpointAddress reads an address Docker assigned (CIDR) and checks it
+// lies in one of the network's pools.
+func parseEndpointAddress(value string, want4 bool, pools []pool) (netip.Prefix, error) {
+	prefix, err := netip.ParsePrefix(value)
+	if err != nil || prefix.Addr().Is4() != want4 || prefix.Addr().Zone() != "" {
+		return netip.Prefix{}, optionErr("ip", value, "not an %s address with a prefix length", familyName(want4))
+	}
+	for _, p := range pools {
+		if p.Prefix.Contains(prefix.Addr()) {
+			return prefix, nil
+		}
+	}
+	return netip.Prefix{}, optionErr("ip", value, "outside the network's subnets")
+}
+
+// DeleteEndpoint removes an endpoint; an unknown one is already gone (Docker
+// repeats the call on rollback and at start-up). Step order, and what a
+// crash after each step leaves:
+//  1. withdraw: the record is kept; Docker repeats the call.
+//  2. delete the link if it is still in the host namespace: same.
+//  3. delete the record, then memory.
+func (d *Driver) DeleteEndpoint(ctx context.Context, req *netapi.DeleteEndpointRequest) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	d.changes.Lock()
+	defer d.changes.Unlock()
+	rec, ok := d.state.endpoint(req.EndpointID)
+	if !ok {
+		return nil
+	}
+	d.announce.withdraw(rec.ID)
+	if err := d.links.remove(childName(rec.ID)); err != nil {
+		return fmt.Errorf("delete endpoint %s: %w", short(rec.ID), err)
+	}
+	if err := d.db.Update(func(tx *store.Tx) error { return tx.Delete(bucketEndpoints, rec.ID) }); err != nil {
+		return fmt.Errorf("delete endpoint %s: %w", short(rec.ID), err)
+	}
+	d.state.removeEndpoint(rec.ID)
+	d.log.WithFields(logrus.Fields{"network": rec.NetworkID, "endpoint": rec.ID}).Info("endpoint deleted")
+	return nil
+}
+
+// EndpointInfo is what `docker network inspect` and `docker inspect` show
+// under the endpoint's driver data.
+func (d *Driver) EndpointInfo(ctx context.Context, req *netapi.InfoRequest) (*netapi.InfoResponse, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	rec, ok := d.state.endpoint(req.EndpointID)
+	if !ok {
+		return nil, fmt.Errorf("ipvlan-bgp: endpoint %s not found", short(req.EndpointID))
+	}
+	network, _ := d.state.network(rec.NetworkID)
+	owner := rec.ID
+	if network.Config.Announce == announceSubnet {
+		owner = network.ID
+	}
+	addresses := make([]string, len(rec.Addresses))
+	for i, a := range rec.Addresses {
+		addresses[i] = a.String()
+	}
+	return &netapi.InfoResponse{Value: map[string]string{
+		"addresses": strings.Join(addresses, ","),
+		"interface": childName(rec.ID),
+		"parent":    network.Parent,
+		"joined":    strconv.FormatBool(rec.Joined),
+		"announce":  string(network.Config.Announce),
+		"announced": describeAdverts(d.announce.announced(owner)),
+	}}, nil
+}
+
+// describeAdverts renders adverts as "10.0.0.5/32 [65000:1 65000:1:2], ...".
+func describeAdverts(adverts []route.Advert) string {
+	if len(adverts) == 0 {
+		return "nothing"
+	}
+	parts := make([]string, len(adverts))
+	for i, a := range adverts {
+		parts[i] = a.Prefix.String()
+		if tags := slices.Concat(a.Communities, a.LargeCommunities); len(tags) > 0 {
+			parts[i] += " [" + strings.Join(tags, " ") + "]"
+		}
+	}
+	return strings.Join(parts, ", ")
+}

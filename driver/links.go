@@ -1,0 +1,248 @@
+package driver
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
+)
+
+// All netlink work of the driver is in this file.
+
+const (
+	// childPrefix starts the host-side name of every ipvlan link the plugin
+	// creates, so that Reconcile can tell its own leftovers from anyone
+	// else's links. Docker renames the link when it moves it into the
+	// container, so the name only shows while the link is in the host.
+	childPrefix = "ipb-"
+	// dummyPrefix starts the name of an internal network's dummy parent.
+	dummyPrefix = "ipbd-"
+	// ownerAlias is written into IFLA_IFALIAS of every parent the plugin
+	// creates (VLAN and dummy), so that a parent left behind by a crash is
+	// recognised as the plugin's even though its name (eth0.100) is not.
+	ownerAlias = "ipvlan-bgp"
+	// ifNameMax is IFNAMSIZ without the terminating NUL.
+	ifNameMax = 15
+	// dumpRetries bounds retries of a link dump the kernel interrupted
+	// because links changed while it ran.
+	dumpRetries = 5
+)
+
+func init() {
+	// Ask the kernel for its extended error messages ("mtu greater than
+	// device maximum"), which then reach the docker CLI. This applies to
+	// requests on per-call sockets, which is what the driver uses when the
+	// plugin passes no handle.
+	nl.EnableErrorMessageReporting = true
+}
+
+// childName is the host-side name of an endpoint's ipvlan link.
+func childName(endpointID string) string {
+	return childPrefix + endpointID[:ifNameMax-len(childPrefix)]
+}
+
+// dummyName is the name of an internal network's dummy parent.
+func dummyName(networkID string) string {
+	return dummyPrefix + networkID[:ifNameMax-len(dummyPrefix)]
+}
+
+var kernelModes = map[ipvlanMode]netlink.IPVlanMode{
+	modeL2: netlink.IPVLAN_MODE_L2, modeL3: netlink.IPVLAN_MODE_L3, modeL3S: netlink.IPVLAN_MODE_L3S,
+}
+
+var kernelFlags = map[ipvlanFlag]netlink.IPVlanFlag{
+	flagBridge: netlink.IPVLAN_FLAG_BRIDGE, flagPrivate: netlink.IPVLAN_FLAG_PRIVATE, flagVEPA: netlink.IPVLAN_FLAG_VEPA,
+}
+
+// links is the driver's one door to netlink.
+type links struct {
+	h *netlink.Handle
+}
+
+// newLinks uses h, or the current namespace when h is nil. The zero Handle
+// opens a socket per request, which is what carries extended acks.
+func newLinks(h *netlink.Handle) *links {
+	if h == nil {
+		h = &netlink.Handle{}
+	}
+	return &links{h: h}
+}
+
+// retryDump runs fn again while the kernel reports an interrupted dump.
+func retryDump[T any](fn func() (T, error)) (T, error) {
+	v, err := fn()
+	for i := 1; i < dumpRetries && errors.Is(err, netlink.ErrDumpInterrupted); i++ {
+		v, err = fn()
+	}
+	return v, err
+}
+
+// lookup returns the link called name, or nil when there is none.
+func (l *links) lookup(name string) (netlink.Link, error) {
+	link, err := retryDump(func() (netlink.Link, error) { return l.h.LinkByName(name) })
+	var notFound netlink.LinkNotFoundError
+	if errors.As(err, &notFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up link %s: %w", name, err)
+	}
+	return link, nil
+}
+
+// inHost reports whether the link called name is in the host namespace.
+func (l *links) inHost(name string) (bool, error) {
+	link, err := l.lookup(name)
+	return link != nil, err
+}
+
+// mtu is the MTU of the link called name.
+func (l *links) mtu(name string) (int, error) {
+	link, err := l.lookup(name)
+	if err != nil {
+		return 0, err
+	}
+	if link == nil {
+		return 0, fmt.Errorf("link %s not found", name)
+	}
+	return link.Attrs().MTU, nil
+}
+
+// createChild creates an endpoint's ipvlan link on parent.
+func (l *links) createChild(name, parent string, cfg networkConfig) error {
+	p, err := l.lookup(parent)
+	if err != nil {
+		return err
+	}
+	if p == nil {
+		return fmt.Errorf("create ipvlan link %s: parent %s not found", name, parent)
+	}
+	link := &netlink.IPVlan{
+		LinkAttrs: netlink.LinkAttrs{Name: name, ParentIndex: p.Attrs().Index, MTU: cfg.MTU},
+		Mode:      kernelModes[cfg.Mode],
+		Flag:      kernelFlags[cfg.Flag],
+	}
+	if err := l.h.LinkAdd(link); err != nil {
+		return fmt.Errorf("create ipvlan link %s on %s: %w", name, parent, err)
+	}
+	return nil
+}
+
+// remove deletes the link called name; a link that is not there (deleted, or
+// moved into a container) is not an error, so repeated calls succeed.
+func (l *links) remove(name string) error {
+	link, err := l.lookup(name)
+	if err != nil || link == nil {
+		return err
+	}
+	if err := l.h.LinkDel(link); err != nil && !errors.Is(err, unix.ENODEV) {
+		return fmt.Errorf("delete link %s: %w", name, err)
+	}
+	return nil
+}
+
+// resolveParent finds the parent link of a network, creating a VLAN or dummy
+// parent when it is missing. created says whether this call made it, for the
+// caller to undo.
+func (l *links) resolveParent(networkID string, cfg networkConfig) (name string, owned parentKind, created bool, err error) {
+	name, kind := parentOf(networkID, cfg)
+	link, err := l.lookup(name)
+	if err != nil {
+		return "", "", false, err
+	}
+	if link != nil {
+		if kind != parentExisting && link.Attrs().Alias == ownerAlias {
+			return name, kind, false, nil
+		}
+		return name, parentExisting, false, nil
+	}
+	if kind == parentExisting {
+		return "", "", false, optionErr(optParent, cfg.Parent, "no such network interface")
+	}
+	if err := l.createParent(name, kind, cfg); err != nil {
+		return "", "", false, err
+	}
+	return name, kind, true, nil
+}
+
+// parentOf names a network's parent and says what kind of parent the plugin
+// would create if it were missing.
+func parentOf(networkID string, cfg networkConfig) (string, parentKind) {
+	switch {
+	case cfg.Parent == "":
+		return dummyName(networkID), parentDummy
+	case cfg.VLAN != 0:
+		return cfg.Parent, parentVLAN
+	}
+	return cfg.Parent, parentExisting
+}
+
+// createParent creates a VLAN or dummy parent, up and marked as the plugin's.
+func (l *links) createParent(name string, kind parentKind, cfg networkConfig) error {
+	attrs := netlink.LinkAttrs{Name: name, Alias: ownerAlias, Flags: net.FlagUp}
+	var link netlink.Link
+	switch kind {
+	case parentVLAN:
+		nic, err := l.lookup(cfg.ParentNIC)
+		if err != nil {
+			return err
+		}
+		if nic == nil {
+			return optionErr(optParent, cfg.Parent, "no network interface %s to carry VLAN %d", cfg.ParentNIC, cfg.VLAN)
+		}
+		attrs.ParentIndex = nic.Attrs().Index
+		link = &netlink.Vlan{LinkAttrs: attrs, VlanId: cfg.VLAN}
+	case parentDummy:
+		// A dummy has no MTU ceiling of its own; raising it lets the
+		// network's MTU through to the children.
+		attrs.MTU = max(cfg.MTU, 1500)
+		link = &netlink.Dummy{LinkAttrs: attrs}
+	default:
+		return fmt.Errorf("create parent %s: the plugin does not create %q parents", name, kind)
+	}
+	if err := l.h.LinkAdd(link); err != nil {
+		return fmt.Errorf("create %s parent %s: %w", kind, name, err)
+	}
+	return nil
+}
+
+// ensureOwnedParent recreates a plugin-owned parent that went missing (a
+// reboot, or someone deleted it).
+func (l *links) ensureOwnedParent(rec networkRecord) (created bool, err error) {
+	link, err := l.lookup(rec.Parent)
+	if err != nil || link != nil {
+		return false, err
+	}
+	return true, l.createParent(rec.Parent, rec.ParentOwned, rec.Config)
+}
+
+// list returns the names of the links that match keep.
+func (l *links) list(keep func(netlink.Link) bool) ([]string, error) {
+	all, err := retryDump(l.h.LinkList)
+	if err != nil {
+		return nil, fmt.Errorf("list links: %w", err)
+	}
+	var names []string
+	for _, link := range all {
+		if keep(link) {
+			names = append(names, link.Attrs().Name)
+		}
+	}
+	return names, nil
+}
+
+// ownedChildren lists the plugin's ipvlan links left in the host namespace.
+func (l *links) ownedChildren() ([]string, error) {
+	return l.list(func(link netlink.Link) bool {
+		return link.Type() == "ipvlan" && strings.HasPrefix(link.Attrs().Name, childPrefix)
+	})
+}
+
+// ownedParents lists the VLAN and dummy parents the plugin created.
+func (l *links) ownedParents() ([]string, error) {
+	return l.list(func(link netlink.Link) bool { return link.Attrs().Alias == ownerAlias })
+}

@@ -1,0 +1,238 @@
+package driver
+
+import (
+	"context"
+	"fmt"
+
+	netapi "github.com/docker/go-plugins-helpers/network"
+	"github.com/sirupsen/logrus"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
+	"github.com/ipvlan-bgp/ipvlan-bgp/store"
+)
+
+// CreateNetwork records a network and readies its parent. Step order, and
+// what a crash after each step leaves:
+//  1. parse and check against the other networks: nothing changed yet.
+//  2. find or create the parent (a created one carries ownerAlias): an owned
+//     parent no stored network uses, which Reconcile deletes.
+//  3. store the record (step 2 is undone if this fails).
+//  4. memory, then announce the subnet (announce=subnet): Reconcile
+//     re-announces every stored network, so a lost announcement comes back.
+func (d *Driver) CreateNetwork(ctx context.Context, req *netapi.CreateNetworkRequest) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	rec, err := newNetworkRecord(req)
+	if err != nil {
+		return err
+	}
+	d.changes.Lock()
+	defer d.changes.Unlock()
+	if _, exists := d.state.network(rec.ID); exists {
+		return fmt.Errorf("ipvlan-bgp: network %s already exists", short(rec.ID))
+	}
+	if err := d.checkConflicts(rec); err != nil {
+		return err
+	}
+	parent, owned, created, err := d.links.resolveParent(rec.ID, rec.Config)
+	if err != nil {
+		return err
+	}
+	rec.Parent, rec.ParentOwned = parent, owned
+	err = d.checkParentMTU(rec)
+	if err == nil {
+		err = d.db.Update(func(tx *store.Tx) error { return tx.Put(bucketNetworks, rec.ID, rec) })
+	}
+	if err != nil {
+		if created {
+			d.undo("delete parent", d.links.remove(parent), logrus.Fields{"network": rec.ID, "parent": parent})
+		}
+		return err
+	}
+	d.state.putNetwork(rec)
+	d.announceNetwork(rec)
+	d.log.WithFields(logrus.Fields{"network": rec.ID, "parent": parent, "mode": rec.Config.Mode, "announce": rec.Config.Announce}).Info("network created")
+	return nil
+}
+
+// newNetworkRecord parses a CreateNetwork request into a record, touching
+// nothing.
+func newNetworkRecord(req *netapi.CreateNetworkRequest) (networkRecord, error) {
+	if err := checkDockerID("network", req.NetworkID); err != nil {
+		return networkRecord{}, err
+	}
+	cfg, err := parseNetworkOptions(req.Options)
+	if err != nil {
+		return networkRecord{}, err
+	}
+	v4, err := parsePools(poolsOf(req.IPv4Data), true)
+	if err != nil {
+		return networkRecord{}, err
+	}
+	v6, err := parsePools(poolsOf(req.IPv6Data), false)
+	if err != nil {
+		return networkRecord{}, err
+	}
+	if len(v6) > 0 && cfg.MTU != 0 && cfg.MTU < minMTU6 {
+		return networkRecord{}, optionErr(optMTU, fmt.Sprint(cfg.MTU), "IPv6 needs an MTU of at least %d", minMTU6)
+	}
+	return networkRecord{ID: req.NetworkID, Config: cfg, Pools: append(v4, v6...)}, nil
+}
+
+func poolsOf(data []*netapi.IPAMData) []poolData {
+	var out []poolData
+	for _, d := range data {
+		if d != nil {
+			out = append(out, poolData{Pool: d.Pool, Gateway: d.Gateway})
+		}
+	}
+	return out
+}
+
+// checkConflicts refuses a subnet another network on this host already has,
+// and a parent another network drives in another ipvlan mode or flag (the
+// kernel keeps one mode per parent: a second one would silently switch the
+// first network's containers).
+func (d *Driver) checkConflicts(rec networkRecord) error {
+	parent, _ := parentOf(rec.ID, rec.Config)
+	for _, other := range d.state.allNetworks() {
+		for _, p := range rec.Pools {
+			for _, q := range other.Pools {
+				if p.Prefix.Overlaps(q.Prefix) {
+					return optionErr("subnet", p.Prefix.String(), "overlaps %s of network %s on this host", q.Prefix, short(other.ID))
+				}
+			}
+		}
+		if other.Parent != parent {
+			continue
+		}
+		if other.Config.Mode != rec.Config.Mode {
+			return optionErr(optMode, string(rec.Config.Mode), "network %s uses parent %s with ipvlan_mode=%s, and network %s cannot use another mode on it",
+				short(other.ID), parent, other.Config.Mode, short(rec.ID))
+		}
+		if other.Config.Flag != rec.Config.Flag {
+			return optionErr(optFlag, string(rec.Config.Flag), "network %s uses parent %s with ipvlan_flag=%s, and network %s cannot use another flag on it",
+				short(other.ID), parent, other.Config.Flag, short(rec.ID))
+		}
+	}
+	return nil
+}
+
+// checkParentMTU refuses an MTU the parent cannot carry: the kernel would
+// only say so at the first Join.
+func (d *Driver) checkParentMTU(rec networkRecord) error {
+	if rec.Config.MTU == 0 {
+		return nil
+	}
+	parentMTU, err := d.links.mtu(rec.Parent)
+	if err != nil {
+		return err
+	}
+	if rec.Config.MTU > parentMTU {
+		return optionErr(optMTU, fmt.Sprint(rec.Config.MTU), "above the MTU of parent %s (%d)", rec.Parent, parentMTU)
+	}
+	return nil
+}
+
+// DeleteNetwork removes a network; an unknown one is already gone. Step
+// order, and what a crash after each step leaves:
+//  1. withdraw the network's and its endpoints' announcements: the record
+//     is kept, so Reconcile announces again, matching Docker, which keeps a
+//     network whose delete failed.
+//  2. delete links of endpoints Docker never deleted: records kept, a repeat
+//     does the rest.
+//  3. delete the network's and its endpoints' records in one transaction.
+//  4. memory, then delete an owned parent no other network uses: an owned
+//     parent no network uses, which Reconcile deletes.
+func (d *Driver) DeleteNetwork(ctx context.Context, req *netapi.DeleteNetworkRequest) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	d.changes.Lock()
+	defer d.changes.Unlock()
+	rec, ok := d.state.network(req.NetworkID)
+	if !ok {
+		return nil
+	}
+	endpoints := d.state.endpointsOf(rec.ID)
+	d.announce.withdraw(rec.ID)
+	for _, ep := range endpoints {
+		d.announce.withdraw(ep.ID)
+		if err := d.links.remove(childName(ep.ID)); err != nil {
+			return fmt.Errorf("delete network %s: %w", short(rec.ID), err)
+		}
+	}
+	err := d.db.Update(func(tx *store.Tx) error {
+		for _, ep := range endpoints {
+			if err := tx.Delete(bucketEndpoints, ep.ID); err != nil {
+				return err
+			}
+		}
+		return tx.Delete(bucketNetworks, rec.ID)
+	})
+	if err != nil {
+		return fmt.Errorf("delete network %s: %w", short(rec.ID), err)
+	}
+	d.state.removeNetwork(rec.ID)
+	d.log.WithFields(logrus.Fields{"network": rec.ID, "stale_endpoints": len(endpoints)}).Info("network deleted")
+	return d.releaseParent(rec)
+}
+
+// releaseParent deletes a parent the plugin created once no network uses
+// it.
+func (d *Driver) releaseParent(rec networkRecord) error {
+	if rec.ParentOwned == parentExisting || d.parentInUse(rec.Parent) {
+		return nil
+	}
+	if err := d.links.remove(rec.Parent); err != nil {
+		return fmt.Errorf("delete parent %s of network %s: %w", rec.Parent, short(rec.ID), err)
+	}
+	d.log.WithFields(logrus.Fields{"network": rec.ID, "parent": rec.Parent}).Info("deleted the plugin's parent link")
+	return nil
+}
+
+func (d *Driver) parentInUse(parent string) bool {
+	for _, n := range d.state.allNetworks() {
+		if n.Parent == parent {
+			return true
+		}
+	}
+	return false
+}
+
+// announceNetwork announces an announce=subnet network's pools: on a host
+// whose IPAM driver hands out a block inside a pool, only that block, so
+// that hosts sharing a network do not all claim the whole subnet.
+func (d *Driver) announceNetwork(rec networkRecord) {
+	if rec.Config.Announce != announceSubnet {
+		return
+	}
+	adverts := make([]route.Advert, 0, len(rec.Pools))
+	for _, p := range rec.Pools {
+		prefix := p.Prefix
+		if d.ranges != nil {
+			if local, ok := d.ranges.LocalRange(p.Prefix); ok {
+				prefix = local
+			}
+		}
+		adverts = append(adverts, route.Advert{Prefix: prefix, Communities: rec.Config.Communities, LargeCommunities: rec.Config.LargeCommunities})
+	}
+	d.announce.set(rec.ID, adverts)
+}
+
+// undo logs the failure of a step that undoes partial work: the call
+// already returns the error that made it undo.
+func (d *Driver) undo(what string, err error, fields logrus.Fields) {
+	if err != nil {
+		d.log.WithFields(fields).WithError(err).Error("could not " + what + " while undoing a failed call")
+	}
+}
+
+// short is the 12-character form of a Docker ID, as the docker CLI shows it.
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}

@@ -1,0 +1,229 @@
+package driver
+
+import (
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"sync"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
+	"github.com/ipvlan-bgp/ipvlan-bgp/store"
+)
+
+// Store buckets. Keys are Docker's network and endpoint IDs.
+const (
+	bucketNetworks  = "networks"
+	bucketEndpoints = "endpoints"
+)
+
+// parentKind records whether the plugin created a network's parent link, and
+// so must delete it with the last network on it and recreate it at start-up.
+type parentKind string
+
+const (
+	parentExisting parentKind = ""      // the operator's NIC: never touched
+	parentVLAN     parentKind = "vlan"  // NIC.VID created by the plugin
+	parentDummy    parentKind = "dummy" // internal network's parent
+)
+
+// networkRecord is one network as stored and held in memory.
+type networkRecord struct {
+	ID     string        `json:"id"`
+	Config networkConfig `json:"config"`
+	Pools  []pool        `json:"pools"`
+	// Parent is the link the children hang off: the NIC, NIC.VID or the
+	// dummy.
+	Parent      string     `json:"parent"`
+	ParentOwned parentKind `json:"parentOwned,omitempty"`
+}
+
+// endpointRecord is one endpoint as stored and held in memory.
+type endpointRecord struct {
+	ID        string         `json:"id"`
+	NetworkID string         `json:"networkID"`
+	Addresses []netip.Prefix `json:"addresses"`
+	Config    endpointConfig `json:"config"`
+	// Joined is set once Join has created the link; the link is then either
+	// in the host namespace (Docker has not moved it yet) or in a container.
+	Joined bool `json:"joined,omitempty"`
+}
+
+// state is the in-memory copy of the store. Accessors lock and hand out
+// copies, so no caller holds a pointer into the maps.
+type state struct {
+	mu        sync.Mutex
+	networks  map[string]networkRecord
+	endpoints map[string]endpointRecord
+}
+
+func newState() *state {
+	return &state{networks: map[string]networkRecord{}, endpoints: map[string]endpointRecord{}}
+}
+
+func (s *state) network(id string) (networkRecord, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, ok := s.networks[id]
+	return n, ok
+}
+
+func (s *state) endpoint(id string) (endpointRecord, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.endpoints[id]
+	return e, ok
+}
+
+func (s *state) allNetworks() []networkRecord {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Collect(maps.Values(s.networks))
+}
+
+func (s *state) allEndpoints() []endpointRecord {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Collect(maps.Values(s.endpoints))
+}
+
+// endpointsOf lists a network's endpoints.
+func (s *state) endpointsOf(networkID string) []endpointRecord {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []endpointRecord
+	for _, e := range s.endpoints {
+		if e.NetworkID == networkID {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (s *state) putNetwork(n networkRecord) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.networks[n.ID] = n
+}
+
+func (s *state) putEndpoint(e endpointRecord) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.endpoints[e.ID] = e
+}
+
+// removeNetwork drops a network and its endpoints.
+func (s *state) removeNetwork(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.networks, id)
+	for epID, e := range s.endpoints {
+		if e.NetworkID == id {
+			delete(s.endpoints, epID)
+		}
+	}
+}
+
+func (s *state) removeEndpoint(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.endpoints, id)
+}
+
+// load reads every record from the store. A record that does not decode
+// stops the load: starting with part of the state would delete the links of
+// the endpoints it skipped.
+func (s *state) load(db *store.DB) error {
+	return db.View(func(tx *store.Tx) error {
+		err := loadBucket(tx, bucketNetworks, func(n networkRecord) string { return n.ID }, s.networks)
+		if err != nil {
+			return err
+		}
+		return loadBucket(tx, bucketEndpoints, func(e endpointRecord) string { return e.ID }, s.endpoints)
+	})
+}
+
+// loadBucket decodes every record of bucket into m, checking that each is
+// filed under its own ID.
+func loadBucket[T any](tx *store.Tx, bucket string, idOf func(T) string, m map[string]T) error {
+	return tx.ForEach(bucket, func(key string, decode func(any) error) error {
+		var rec T
+		if err := decode(&rec); err != nil {
+			return err
+		}
+		if id := idOf(rec); id != key {
+			return fmt.Errorf("record %s/%s holds ID %q: %w", bucket, key, id, store.ErrCorrupt)
+		}
+		m[key] = rec
+		return nil
+	})
+}
+
+// announcements sits between the driver and the BGP speaker. It remembers
+// what each owner (endpoint or network ID) has announced, for EndpointInfo,
+// and it arms an endpoint's announcement at Join so that a watcher that sees
+// the link move only announces if no Leave came in between.
+type announcements struct {
+	mu        sync.Mutex
+	announcer route.Announcer
+	current   map[string][]route.Advert
+	armed     map[string]uint64
+	nextToken uint64
+}
+
+func newAnnouncements(a route.Announcer) *announcements {
+	return &announcements{announcer: a, current: map[string][]route.Advert{}, armed: map[string]uint64{}}
+}
+
+// arm starts a new announcement window for owner and returns its token.
+func (a *announcements) arm(owner string) uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.nextToken++
+	a.armed[owner] = a.nextToken
+	return a.nextToken
+}
+
+// setIfArmed announces adverts unless owner was withdrawn or re-armed since
+// token was issued. Set is called under the lock so that it is ordered with
+// a concurrent withdraw.
+func (a *announcements) setIfArmed(owner string, token uint64, adverts []route.Advert) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.armed[owner] != token {
+		return false
+	}
+	a.setLocked(owner, adverts)
+	return true
+}
+
+// set announces adverts for owner unconditionally (networks' subnets).
+func (a *announcements) set(owner string, adverts []route.Advert) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.setLocked(owner, adverts)
+}
+
+// withdraw disarms owner and withdraws whatever it announced.
+func (a *announcements) withdraw(owner string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.armed, owner)
+	a.setLocked(owner, nil)
+}
+
+func (a *announcements) setLocked(owner string, adverts []route.Advert) {
+	if len(adverts) == 0 {
+		delete(a.current, owner)
+	} else {
+		a.current[owner] = adverts
+	}
+	a.announcer.Set(owner, adverts)
+}
+
+// announced is what owner has announced now.
+func (a *announcements) announced(owner string) []route.Advert {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.current[owner])
+}
