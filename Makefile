@@ -1,0 +1,79 @@
+# ipvlan-bgp. Every target that needs root or packages installs what it needs
+# (deps), so `make demo` and `make test` work on a fresh Debian/Ubuntu machine.
+
+GO        ?= go
+PLUGIN    ?= ipvlan-bgp
+TAG       ?= latest
+BUILD     := build
+PLUGINDIR := $(BUILD)/plugin
+PAYLOAD   := $(BUILD)/lab-payload
+LAB       := integration/lab/run.sh
+# Packages whose tests need a kernel with ipvlan, dummy and vlan links: they
+# run again inside the lab VM with IPVLAN_BGP_REQUIRE_KERNEL=1.
+VM_TEST_PKGS := driver
+
+.PHONY: all build plugin install deps check unit vm-unit integration demo test clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(BUILD)/ipvlan-bgp ./plugin
+
+# The plugin directory `docker plugin create` takes: config.json and a rootfs
+# holding the static binary and the mount points Docker expects.
+plugin: build
+	rm -rf $(PLUGINDIR)
+	mkdir -p $(PLUGINDIR)/rootfs/state $(PLUGINDIR)/rootfs/run/docker/plugins \
+		$(PLUGINDIR)/rootfs/proc $(PLUGINDIR)/rootfs/sys $(PLUGINDIR)/rootfs/dev \
+		$(PLUGINDIR)/rootfs/etc $(PLUGINDIR)/rootfs/tmp
+	cp $(BUILD)/ipvlan-bgp $(PLUGINDIR)/rootfs/ipvlan-bgp
+	cp config.json $(PLUGINDIR)/config.json
+
+# On a Docker host: create and enable the plugin from the working tree.
+install: plugin
+	-docker plugin disable -f $(PLUGIN):$(TAG)
+	-docker plugin rm -f $(PLUGIN):$(TAG)
+	docker plugin create $(PLUGIN):$(TAG) $(PLUGINDIR)
+	docker plugin enable $(PLUGIN):$(TAG)
+
+deps:
+	integration/deps.sh
+
+check:
+	@test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+
+# Unit tests and the namespace tests (real kernel, real FRR and BIRD).
+unit: deps
+	$(GO) test -count=1 ./...
+
+# Everything the lab VM runs: the plugin, the kernel-dependent test binaries,
+# the scenarios.
+payload: plugin
+	rm -rf $(PAYLOAD)
+	mkdir -p $(PAYLOAD)/tests
+	cp -r $(PLUGINDIR) $(PAYLOAD)/plugin
+	cp -r integration/scenarios $(PAYLOAD)/scenarios
+	for p in $(VM_TEST_PKGS); do \
+		CGO_ENABLED=0 $(GO) test -c -o $(PAYLOAD)/tests/$$p.test ./$$p || exit 1; \
+	done
+
+# The kernel-dependent unit tests, inside the VM.
+vm-unit: deps payload
+	$(LAB) --timeout 600 $(PAYLOAD) /payload/scenarios/unit.sh
+
+# Every lab scenario, inside the VM.
+integration: deps payload
+	$(LAB) --timeout 1800 $(PAYLOAD) /payload/scenarios/all.sh
+
+# The main job: the seed's fabric, real Docker, containers reachable across hosts.
+demo: deps payload
+	$(LAB) --timeout 600 $(PAYLOAD) /payload/scenarios/demo.sh
+
+# The README's test command: static checks, unit and namespace tests, then
+# the VM (kernel-dependent unit tests and every scenario).
+test: check unit vm-unit integration
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,175 @@
+// Command ipvlan-bgp is the plugin's binary: it reads the settings, listens
+// on the plugin socket at once, then restores state, reconciles the kernel
+// and starts the BGP speaker, and serves Docker until it is told to stop.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/api"
+	"github.com/ipvlan-bgp/ipvlan-bgp/bgp"
+	"github.com/ipvlan-bgp/ipvlan-bgp/driver"
+	"github.com/ipvlan-bgp/ipvlan-bgp/fib"
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
+	"github.com/ipvlan-bgp/ipvlan-bgp/ipam"
+	"github.com/ipvlan-bgp/ipvlan-bgp/store"
+)
+
+// stateFile is the store's name inside STATE_DIR.
+const stateFile = "ipvlan-bgp.db"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := run(ctx, os.Getenv); err != nil {
+		fmt.Fprintln(os.Stderr, "ipvlan-bgp:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, getenv func(string) string) error {
+	cfg, cfgErr := loadConfig(getenv)
+	log := newLogger(cfg)
+	listener, err := api.Listen(cfg.socket)
+	if err != nil {
+		return err
+	}
+	server := api.NewServer(log.WithField("component", "api"))
+	served := make(chan error, 1)
+	go func() { served <- server.Serve(ctx, listener) }()
+	log.WithField("socket", cfg.socket).Info("listening for Docker")
+
+	p, err := start(ctx, cfg, cfgErr, getenv, log)
+	if err != nil {
+		log.WithError(err).Error("start-up failed: every Docker call will answer with this error")
+		server.Fail(err)
+	} else {
+		server.Ready(p.driver, p.ipam)
+		log.Info("ready")
+	}
+	select {
+	case <-ctx.Done():
+		log.Info("stopping")
+	case err = <-served:
+	}
+	if p != nil {
+		p.stop(log)
+	}
+	return err
+}
+
+func newLogger(cfg config) *logrus.Entry {
+	log := logrus.New()
+	log.SetOutput(os.Stderr)
+	if cfg.logFormat == "json" {
+		log.SetFormatter(&logrus.JSONFormatter{})
+	}
+	level, err := logrus.ParseLevel(cfg.logLevel)
+	if err != nil {
+		log.WithField("setting", "LOG_LEVEL").WithField("value", cfg.logLevel).Warn("unknown log level, using info")
+		level = logrus.InfoLevel
+	}
+	log.SetLevel(level)
+	return logrus.NewEntry(log)
+}
+
+// plugin is everything start built, for a clean stop.
+type plugin struct {
+	db       *store.DB
+	driver   *driver.Driver
+	ipam     *ipam.IPAM
+	speaker  *bgp.Speaker
+	graceful bool
+}
+
+// start opens the state, builds the drivers, reconciles the kernel with the
+// stored state and then starts BGP, in that order: the speaker must hold
+// every stored route before its sessions come up (graceful restart). A BGP
+// failure is logged and leaves Docker's calls working.
+func start(ctx context.Context, cfg config, cfgErr error, getenv func(string) string, log *logrus.Entry) (*plugin, error) {
+	if cfgErr != nil {
+		return nil, cfgErr
+	}
+	if err := os.MkdirAll(cfg.stateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create state directory %s: %w", cfg.stateDir, err)
+	}
+	db, err := store.Open(filepath.Join(cfg.stateDir, stateFile))
+	if err != nil {
+		return nil, err
+	}
+	p := &plugin{db: db}
+	p.ipam, err = ipam.New(ipam.Config{
+		Store: db, DefaultPools: cfg.defaultPools, DefaultV4Len: cfg.defaultV4Len,
+		DefaultV6Len: cfg.defaultV6Len, LocalRanges: cfg.localRanges,
+		Log: log.WithField("component", "ipam"),
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	var announcer route.Announcer = discard{}
+	p.speaker, p.graceful, err = newSpeaker(getenv, log)
+	if err != nil {
+		log.WithError(err).Error("BGP is off: fix the BGP settings and re-enable the plugin; containers still get networks")
+	} else {
+		announcer = p.speaker
+	}
+	p.driver, err = driver.New(driver.Config{Store: db, Announcer: announcer, Ranges: p.ipam, Log: log.WithField("component", "driver")})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := p.driver.Reconcile(ctx); err != nil {
+		log.WithError(err).Error("reconciling the kernel with the stored state failed; continuing with what was restored")
+	}
+	if p.speaker != nil {
+		if err := p.speaker.Start(ctx); err != nil {
+			log.WithError(err).Error("BGP speaker failed to start; containers still get networks")
+		}
+	}
+	return p, nil
+}
+
+func newSpeaker(getenv func(string) string, log *logrus.Entry) (*bgp.Speaker, bool, error) {
+	cfg, err := bgp.LoadConfig(getenv)
+	if err != nil {
+		return nil, false, err
+	}
+	table, err := fib.New(fib.Config{Log: log.WithField("component", "fib")})
+	if err != nil {
+		return nil, false, fmt.Errorf("open kernel route table: %w", err)
+	}
+	speaker := bgp.NewSpeaker(cfg, bgp.Options{Kernel: table, Log: log.WithField("component", "bgp")})
+	return speaker, cfg.GracefulRestart.Enabled, nil
+}
+
+// stop ends BGP (without a Cease when graceful restart is on, so peers keep
+// forwarding to our containers while a new plugin starts) and closes the
+// state file.
+func (p *plugin) stop(log *logrus.Entry) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if p.speaker != nil {
+		if err := p.speaker.Stop(ctx, p.graceful); err != nil && !errors.Is(err, context.Canceled) {
+			log.WithError(err).Warn("stopping BGP")
+		}
+	}
+	p.driver.Close()
+	if err := p.db.Close(); err != nil {
+		log.WithError(err).Warn("closing the state file")
+	}
+}
+
+// discard stands in for the speaker when BGP is off.
+type discard struct{}
+
+func (discard) Set(string, []route.Advert) {}

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// A setting is one plugin setting: an Env entry of config.json that
+// `docker plugin set` changes. The BGP speaker's settings (BGP_*) are read by
+// package bgp.
+type setting struct {
+	name string
+	def  string
+	doc  string
+}
+
+// settings lists every non-BGP setting with its default; config.json and
+// the README's reference are checked against it by tests.
+var settings = []setting{
+	{"LOG_LEVEL", "info", "log level: debug, info, warn or error"},
+	{"LOG_FORMAT", "text", "log format: text or json"},
+	{"STATE_DIR", "/state", "directory of the state file (the plugin's propagated mount)"},
+	{"SOCKET", "/run/docker/plugins/ipvlan-bgp.sock", "the plugin API's unix socket"},
+	{"IPAM_DEFAULT_POOLS", "10.248.0.0/16,fd0c:248::/48", "ranges a pool is carved from when `docker network create` gives no --subnet"},
+	{"IPAM_DEFAULT_V4_LEN", "24", "prefix length of a carved IPv4 pool"},
+	{"IPAM_DEFAULT_V6_LEN", "64", "prefix length of a carved IPv6 pool"},
+	{"IPAM_LOCAL_RANGES", "", "this host's blocks (CIDRs): in a pool holding one, this host allocates only from it, so the same --subnet works on every host"},
+}
+
+// config is the validated form of the settings.
+type config struct {
+	logLevel, logFormat string
+	stateDir, socket    string
+	defaultPools        []netip.Prefix
+	defaultV4Len        int
+	defaultV6Len        int
+	localRanges         []netip.Prefix
+}
+
+// settingError names the setting, its value and why it was refused: this is
+// what an operator sees after a bad `docker plugin set`.
+type settingError struct {
+	name, value, reason string
+}
+
+func (e *settingError) Error() string {
+	return fmt.Sprintf("setting %s=%q: %s", e.name, e.value, e.reason)
+}
+
+// loadConfig reads every setting through getenv, falling back to defaults.
+func loadConfig(getenv func(string) string) (config, error) {
+	get := func(name string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		for _, s := range settings {
+			if s.name == name {
+				return s.def
+			}
+		}
+		return ""
+	}
+	cfg := config{
+		logLevel:  get("LOG_LEVEL"),
+		logFormat: get("LOG_FORMAT"),
+		stateDir:  get("STATE_DIR"),
+		socket:    get("SOCKET"),
+	}
+	if cfg.logFormat != "text" && cfg.logFormat != "json" {
+		return cfg, &settingError{"LOG_FORMAT", cfg.logFormat, "want text or json"}
+	}
+	var err error
+	if cfg.defaultPools, err = prefixList("IPAM_DEFAULT_POOLS", get("IPAM_DEFAULT_POOLS")); err != nil {
+		return cfg, err
+	}
+	if cfg.localRanges, err = prefixList("IPAM_LOCAL_RANGES", get("IPAM_LOCAL_RANGES")); err != nil {
+		return cfg, err
+	}
+	if cfg.defaultV4Len, err = prefixLen("IPAM_DEFAULT_V4_LEN", get("IPAM_DEFAULT_V4_LEN"), 8, 30); err != nil {
+		return cfg, err
+	}
+	if cfg.defaultV6Len, err = prefixLen("IPAM_DEFAULT_V6_LEN", get("IPAM_DEFAULT_V6_LEN"), 48, 120); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+func prefixList(name, value string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, item := range strings.Split(value, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(item)
+		if err != nil {
+			return nil, &settingError{name, value, fmt.Sprintf("%q is not a CIDR prefix", item)}
+		}
+		if p != p.Masked() {
+			return nil, &settingError{name, value, fmt.Sprintf("%q has host bits set (did you mean %s?)", item, p.Masked())}
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func prefixLen(name, value string, lo, hi int) (int, error) {
+	n, err := strconv.Atoi(value)
+	if err != nil || n < lo || n > hi {
+		return 0, &settingError{name, value, fmt.Sprintf("want a prefix length from %d to %d", lo, hi)}
+	}
+	return n, nil
+}

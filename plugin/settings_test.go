@@ -1,0 +1,98 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/bgp"
+)
+
+type manifest struct {
+	Env []struct {
+		Name, Description, Value string
+		Settable                 []string
+	}
+}
+
+func readManifest(t *testing.T) manifest {
+	t.Helper()
+	raw, err := os.ReadFile("../config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatalf("config.json: %v", err)
+	}
+	return m
+}
+
+// TestManifestMatchesSettings keeps config.json, the code's defaults and the
+// settings it reads from drifting apart.
+func TestManifestMatchesSettings(t *testing.T) {
+	m := readManifest(t)
+	env := map[string]string{}
+	for _, e := range m.Env {
+		if len(e.Settable) != 1 || e.Settable[0] != "value" || e.Description == "" {
+			t.Errorf("config.json env %s: want a description and settable [value]", e.Name)
+		}
+		env[e.Name] = e.Value
+	}
+	for _, s := range settings {
+		v, ok := env[s.name]
+		if !ok {
+			t.Errorf("setting %s is missing from config.json", s.name)
+		} else if v != s.def {
+			t.Errorf("setting %s: config.json default %q, code default %q", s.name, v, s.def)
+		}
+	}
+	for name := range env {
+		if !isPluginSetting(name) && !strings.HasPrefix(name, "BGP_") {
+			t.Errorf("config.json sets %s, which nothing reads", name)
+		}
+	}
+	getenv := func(k string) string { return env[k] }
+	if _, err := loadConfig(getenv); err != nil {
+		t.Errorf("config.json defaults are refused: %v", err)
+	}
+	if _, err := bgp.LoadConfig(getenv); err != nil {
+		t.Errorf("config.json BGP defaults are refused: %v", err)
+	}
+}
+
+func isPluginSetting(name string) bool {
+	for _, s := range settings {
+		if s.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func TestBadSettingsNameThemselves(t *testing.T) {
+	tests := []struct{ name, value, want string }{
+		{"LOG_FORMAT", "xml", "want text or json"},
+		{"IPAM_DEFAULT_POOLS", "10.0.0.0/33", "not a CIDR"},
+		{"IPAM_DEFAULT_POOLS", "10.0.0.1/8", "host bits"},
+		{"IPAM_LOCAL_RANGES", "banana", "not a CIDR"},
+		{"IPAM_DEFAULT_V4_LEN", "31", "from 8 to 30"},
+		{"IPAM_DEFAULT_V6_LEN", "sixty-four", "from 48 to 120"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
+			_, err := loadConfig(func(k string) string {
+				if k == tt.name {
+					return tt.value
+				}
+				return ""
+			})
+			var se *settingError
+			if !errors.As(err, &se) || se.name != tt.name || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want a setting error naming %s saying %q", err, tt.name, tt.want)
+			}
+		})
+	}
+}
