@@ -149,6 +149,7 @@ func (a *IPAM) allocationRange(pool, sub netip.Prefix) (netip.Prefix, error) {
 // that overlaps no pool of this host.
 func (a *IPAM) carve(v6 bool) (netip.Prefix, error) {
 	bits := a.carveLen[v6]
+	var searched []netip.Prefix
 	for _, within := range a.defaultPools {
 		if within.Addr().Is6() != v6 {
 			continue
@@ -156,9 +157,14 @@ func (a *IPAM) carve(v6 bool) (netip.Prefix, error) {
 		if p, ok := a.firstFreeSubnet(within, bits); ok {
 			return p, nil
 		}
+		searched = append(searched, within)
+	}
+	if len(searched) == 0 {
+		return netip.Prefix{}, &Error{Kind: ErrExhausted, Reason: fmt.Sprintf(
+			"no --subnet given and DefaultPools has no %s range to carve a /%d from: give --subnet, or add one to DefaultPools", family(v6), bits)}
 	}
 	return netip.Prefix{}, &Error{Kind: ErrExhausted, Reason: fmt.Sprintf(
-		"no --subnet given and no free %s /%d subnet is left in DefaultPools %v: give --subnet, or add to DefaultPools", family(v6), bits, a.defaultPools)}
+		"no --subnet given and no free %s /%d subnet is left in DefaultPools %v: give --subnet, or add to DefaultPools", family(v6), bits, searched)}
 }
 
 func (a *IPAM) firstFreeSubnet(within netip.Prefix, bits int) (netip.Prefix, bool) {
