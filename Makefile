@@ -12,7 +12,7 @@ LAB       := integration/lab/run.sh
 # run again inside the lab VM with IPVLAN_BGP_REQUIRE_KERNEL=1.
 VM_TEST_PKGS := driver
 
-.PHONY: all build plugin install deps check unit vm-unit integration demo test clean
+.PHONY: all build plugin install deps check unit payload vm-unit integration demo test clean
 
 all: build
 
@@ -54,7 +54,8 @@ payload: plugin
 	rm -rf $(PAYLOAD)
 	mkdir -p $(PAYLOAD)/tests
 	cp -r $(PLUGINDIR) $(PAYLOAD)/plugin
-	cp -r integration/scenarios $(PAYLOAD)/scenarios
+	cp -r integration/lab/scenarios $(PAYLOAD)/scenarios
+	cp -r integration/lab/fabric $(PAYLOAD)/fabric
 	for p in $(VM_TEST_PKGS); do \
 		CGO_ENABLED=0 $(GO) test -c -o $(PAYLOAD)/tests/$$p.test ./$$p || exit 1; \
 	done

@@ -1,0 +1,143 @@
+# shellcheck shell=bash
+# The seed's fabric inside the lab VM, sourced by the plugin scenarios after
+# /lab/lib.sh. One network namespace per box:
+#
+#            spine1 (AS 65100)        spine2 (AS 65100)
+#              swp1|   swp2 \          / swp1   |swp2
+#           swp51  |         \        /         |  swp52 ...
+#            leaf1 (AS 65131)          leaf2 (AS 65132, FRR or BIRD)
+#            swp1 |     swp3 \        / swp3    | swp1
+#            eth0 |      eth0 \      / eth1     | eth0
+#            host1 (65134)    host3 (65136)    host2 (65135)
+#                             dual-homed
+#
+# Every host is a Docker host: its own dockerd, the plugin installed from the
+# lab's registry, eth0 the ipvlan parent and the BGP uplink. A management
+# bridge in the VM's root namespace (192.168.100.0/24) reaches each host's
+# mgmt0 for the registry only; it carries no default route.
+
+FABRIC=${FABRIC:-/payload/fabric}
+REGISTRY=192.168.100.1:5000
+PLUGIN_REF=$REGISTRY/ipvlan-bgp:latest
+PLUGIN=ipvlan-bgp
+
+# fabric_link A IFA ADDR4A ADDR6A B IFB ADDR4B ADDR6B: a veth between two boxes.
+fabric_link() {
+	local a=$1 ifa=$2 a4=$3 a6=$4 b=$5 ifb=$6 b4=$7 b6=$8
+	ip link add "$ifa" netns "$a" type veth peer name "$ifb" netns "$b"
+	ip -n "$a" addr add "$a4" dev "$ifa"
+	ip -n "$b" addr add "$b4" dev "$ifb"
+	ip -n "$a" addr add "$a6" dev "$ifa" nodad
+	ip -n "$b" addr add "$b6" dev "$ifb" nodad
+	ip -n "$a" link set "$ifa" up
+	ip -n "$b" link set "$ifb" up
+}
+
+# fabric_up [frr|bird]: namespaces, links and routers; leaf2 runs the given
+# software (FRR by default).
+fabric_up() {
+	local leaf2_impl=${1:-frr} ns
+	for ns in spine1 spine2 leaf1 leaf2 host1 host2 host3; do netns_add "$ns"; done
+	for ns in spine1 spine2 leaf1 leaf2; do
+		ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+	done
+	fabric_link spine1 swp1 10.1.11.0/31 fd00:1:11::1/64 leaf1 swp51 10.1.11.1/31 fd00:1:11::2/64
+	fabric_link spine1 swp2 10.1.12.0/31 fd00:1:12::1/64 leaf2 swp51 10.1.12.1/31 fd00:1:12::2/64
+	fabric_link spine2 swp1 10.1.21.0/31 fd00:1:21::1/64 leaf1 swp52 10.1.21.1/31 fd00:1:21::2/64
+	fabric_link spine2 swp2 10.1.22.0/31 fd00:1:22::1/64 leaf2 swp52 10.1.22.1/31 fd00:1:22::2/64
+	fabric_link leaf1 swp1 10.0.1.0/31 fd00:0:1::1/64 host1 eth0 10.0.1.1/31 fd00:0:1::2/64
+	fabric_link leaf2 swp1 10.0.2.0/31 fd00:0:2::1/64 host2 eth0 10.0.2.1/31 fd00:0:2::2/64
+	fabric_link leaf1 swp3 10.0.3.0/31 fd00:0:3::1/64 host3 eth0 10.0.3.1/31 fd00:0:3::2/64
+	fabric_link leaf2 swp3 10.0.3.2/31 fd00:0:4::1/64 host3 eth1 10.0.3.3/31 fd00:0:4::2/64
+	start_frr spine1 /run/lab/frr-spine1 "$FABRIC/spine1.frr.conf"
+	start_frr spine2 /run/lab/frr-spine2 "$FABRIC/spine2.frr.conf"
+	start_frr leaf1 /run/lab/frr-leaf1 "$FABRIC/leaf1.frr.conf"
+	if [ "$leaf2_impl" = bird ]; then
+		ip -n leaf2 addr add 10.255.0.12/32 dev lo
+		start_bird leaf2 /run/lab/bird-leaf2 "$FABRIC/leaf2.bird.conf"
+	else
+		start_frr leaf2 /run/lab/frr-leaf2 "$FABRIC/leaf2.frr.conf"
+	fi
+	echo "$leaf2_impl" >"$LAB_STATE/leaf2.impl"
+	mgmt_up
+}
+
+# mgmt_up: the management bridge, for the registry only.
+mgmt_up() {
+	local i=10 ns
+	ip link add mgmt type bridge
+	ip addr add 192.168.100.1/24 dev mgmt
+	ip link set mgmt up
+	for ns in host1 host2 host3; do
+		i=$((i + 1))
+		ip link add "mgmt-$ns" type veth peer name mgmt0 netns "$ns"
+		ip link set "mgmt-$ns" master mgmt up
+		ip -n "$ns" addr add "192.168.100.$i/24" dev mgmt0
+		ip -n "$ns" link set mgmt0 up
+	done
+}
+
+# hosts_up HOST...: one dockerd per host, started in parallel, busybox imported.
+hosts_up() {
+	local h
+	for h in "$@"; do launch_dockerd "$h" "$h"; done
+	for h in "$@"; do wait_dockerd "$h"; done
+	for h in "$@"; do import_busybox "$h" & done
+	wait
+}
+
+# plugin_publish HOST: `docker plugin create` the plugin built from the working
+# tree and push it to the lab's registry, as a release would be published.
+plugin_publish() {
+	local h=$1
+	start_registry "" "$REGISTRY"
+	dk "$h" plugin create "$PLUGIN_REF" /payload/plugin >/dev/null
+	dk "$h" plugin push "$PLUGIN_REF" >/dev/null
+	dk "$h" plugin rm -f "$PLUGIN_REF" >/dev/null
+}
+
+# plugin_install HOST SETTING=VALUE...: what the README tells users to type.
+plugin_install() {
+	local h=$1
+	shift
+	dk "$h" plugin install --grant-all-permissions --alias "$PLUGIN" "$PLUGIN_REF" "$@" >/dev/null
+}
+
+# The settings each host's plugin gets: AS, router ID, its leaf neighbours
+# (numbered), its block of the shared container subnet.
+host1_settings() { echo BGP_ASN=65134 BGP_ROUTER_ID=10.0.1.1 "BGP_NEIGHBORS=${HOST1_NEIGHBORS:-10.0.1.0:65131,fd00:0:1::1:65131}" IPAM_LOCAL_RANGES=10.244.1.0/24,fd00:244:0:1::/64; }
+host2_settings() { echo BGP_ASN=65135 BGP_ROUTER_ID=10.0.2.1 BGP_NEIGHBORS=10.0.2.0:65132,fd00:0:2::1:65132 IPAM_LOCAL_RANGES=10.244.2.0/24,fd00:244:0:2::/64; }
+host3_settings() { echo BGP_ASN=65136 BGP_ROUTER_ID=10.0.3.1 BGP_NEIGHBORS=10.0.3.0:65131,10.0.3.2:65132,fd00:0:3::1:65131,fd00:0:4::1:65132 IPAM_LOCAL_RANGES=10.244.3.0/24,fd00:244:0:3::/64; }
+
+# net_create HOST NAME [extra args]: the same dual-stack network on every host.
+net_create() {
+	local h=$1 name=$2
+	shift 2
+	dk "$h" network create -d "$PLUGIN" --ipam-driver "$PLUGIN" \
+		--subnet 10.244.0.0/16 --ipv6 --subnet fd00:244::/48 -o parent=eth0 "$@" "$name" >/dev/null
+}
+
+# container_ip HOST NAME [4|6]: the container's address on its ipvlan network.
+container_ip() {
+	local fam=${3:-4} fmt='{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}'
+	[ "$fam" = 6 ] && fmt='{{range .NetworkSettings.Networks}}{{.GlobalIPv6Address}}{{end}}'
+	dk "$1" inspect -f "$fmt" "$2"
+}
+
+# router_has NS PREFIX NEXTHOP-REGEX: the box's kernel routes PREFIX via the
+# expected next hop(s). Works for FRR and BIRD boxes alike (both install into
+# their namespace's kernel).
+router_has() {
+	ip -n "$1" route show "$2" 2>/dev/null | grep -Eq "$3"
+}
+
+# rib_has NS PREFIX: the box's BGP RIB holds PREFIX.
+rib_has() {
+	local ns=$1 prefix=$2
+	if [ "$ns" = leaf2 ] && [ "$(cat "$LAB_STATE/leaf2.impl")" = bird ]; then
+		birdc_ns leaf2 show route "$prefix" | grep -q "$prefix"
+	else
+		vtysh_ns "$ns" "show bgp ipv$([ "${prefix#*:}" != "$prefix" ] && echo 6 || echo 4) unicast $prefix json" |
+			jq -e '.paths | length > 0' >/dev/null
+	fi
+}
