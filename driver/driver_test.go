@@ -1,0 +1,387 @@
+package driver
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	netapi "github.com/docker/go-plugins-helpers/network"
+	"github.com/vishvananda/netlink"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/store"
+)
+
+var ctx = context.Background()
+
+// These tests run on any kernel with veth: eth0 is the parent NIC.
+
+func TestCreateNetworkRejects(t *testing.T) {
+	v4 := []*netapi.IPAMData{ipam("10.1.0.0/24", "10.1.0.1/24")}
+	tests := []struct {
+		name           string
+		first          *netapi.CreateNetworkRequest // created before, must survive
+		req            *netapi.CreateNetworkRequest
+		option, reason string
+	}{
+		{name: "missing parent", req: networkReq(networkID(1), v4, "parent", "eth9"), option: "parent", reason: "no such network interface"},
+		{name: "missing NIC under a VLAN", req: networkReq(networkID(1), v4, "parent", "eth9.5"), option: "parent", reason: "eth9"},
+		{name: "loopback", req: networkReq(networkID(1), v4, "parent", "lo"), option: "parent", reason: "loopback"},
+		{name: "mtu above the parent's", req: networkReq(networkID(1), v4, "parent", "eth0", "mtu", "9000"), option: "mtu", reason: "(1500)"},
+		{name: "unknown option", req: networkReq(networkID(1), v4, "parent", "eth0", "macvlan_mode", "bridge"), option: "macvlan_mode", reason: "unknown"},
+		{name: "IPv6 below 1280", req: networkReq(networkID(1), []*netapi.IPAMData{ipam("fd00:1::/64", "")}, "parent", "eth0", "mtu", "1200"), option: "mtu", reason: "1280"},
+		{name: "bad pool", req: networkReq(networkID(1), []*netapi.IPAMData{ipam("10.1.0.0/33", "")}, "parent", "eth0"), option: "subnet", reason: "IPv4"},
+		{
+			name:   "overlapping subnet",
+			first:  networkReq(networkID(2), []*netapi.IPAMData{ipam("10.1.0.0/16", "")}, "parent", "eth0"),
+			req:    networkReq(networkID(1), v4, "parent", "eth0"),
+			option: "subnet", reason: "overlaps 10.1.0.0/16 of network 02cccccccccc",
+		},
+		{
+			name:   "another mode on a shared parent",
+			first:  networkReq(networkID(2), []*netapi.IPAMData{ipam("10.2.0.0/16", "")}, "parent", "eth0"),
+			req:    networkReq(networkID(1), v4, "parent", "eth0", "ipvlan_mode", "l2"),
+			option: "ipvlan_mode", reason: "network 02cccccccccc uses parent eth0 with ipvlan_mode=l3, and network 01cccccccccc",
+		},
+		{
+			name:   "another flag on a shared parent",
+			first:  networkReq(networkID(2), []*netapi.IPAMData{ipam("10.2.0.0/16", "")}, "parent", "eth0"),
+			req:    networkReq(networkID(1), v4, "parent", "eth0", "ipvlan_flag", "private"),
+			option: "ipvlan_flag", reason: "ipvlan_flag=bridge",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newTestEnv(t)
+			var want []string
+			if tt.first != nil {
+				if err := e.d.CreateNetwork(ctx, tt.first); err != nil {
+					t.Fatalf("first network: %v", err)
+				}
+				want = []string{tt.first.NetworkID}
+			}
+			links := e.linkNames()
+			err := e.d.CreateNetwork(ctx, tt.req)
+			checkOptionError(t, err, tt.option, tt.reason)
+			if got := e.storedKeys(bucketNetworks); !slices.Equal(got, want) {
+				t.Errorf("stored networks %v, want %v", got, want)
+			}
+			if got := e.linkNames(); !slices.Equal(got, links) {
+				t.Errorf("links changed from %v to %v", links, got)
+			}
+		})
+	}
+}
+
+func TestCreateNetworkRejectsBadIDs(t *testing.T) {
+	e := newTestEnv(t)
+	for _, id := range []string{"", "net1", "../x/" + networkID(1)} {
+		if err := e.d.CreateNetwork(ctx, networkReq(id, nil, "parent", "eth0")); err == nil || !strings.Contains(err.Error(), "not a Docker ID") {
+			t.Errorf("network ID %q: got %v, want a refusal", id, err)
+		}
+	}
+	if err := e.d.CreateNetwork(ctx, networkReq(networkID(1), nil, "parent", "eth0")); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.d.CreateNetwork(ctx, networkReq(networkID(1), nil, "parent", "eth0")); err == nil {
+		t.Error("the same network ID was accepted twice")
+	}
+}
+
+func TestCreateEndpointRejects(t *testing.T) {
+	e := newTestEnv(t)
+	host, subnet := networkID(1), networkID(2)
+	mustCreateNetwork(t, e, networkReq(host, []*netapi.IPAMData{ipam("10.1.0.0/24", "10.1.0.1/24"), ipam("fd00:1::/64", "")}, "parent", "eth0"))
+	mustCreateNetwork(t, e, networkReq(subnet, []*netapi.IPAMData{ipam("10.2.0.0/24", "")}, "parent", "eth0", "announce", "subnet"))
+	withMAC := endpointReq(host, endpointID(1), "10.1.0.5/24", "")
+	withMAC.Interface.MacAddress = "02:42:0a:01:00:05"
+	withOpts := func(req *netapi.CreateEndpointRequest, kv ...string) *netapi.CreateEndpointRequest {
+		req.Options = map[string]any{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			req.Options[kv[i]] = kv[i+1]
+		}
+		return req
+	}
+	tests := []struct {
+		name           string
+		req            *netapi.CreateEndpointRequest
+		option, reason string
+	}{
+		{"MAC address", withMAC, "mac-address", "share the parent's MAC"},
+		{"MAC address option", withOpts(endpointReq(host, endpointID(1), "10.1.0.5/24", ""), dockerMAC, "02:42:0a:01:00:05"), "mac-address", "MAC"},
+		{"address outside the subnets", endpointReq(host, endpointID(1), "10.9.0.5/24", ""), "ip", "outside"},
+		{"IPv6 address outside the subnets", endpointReq(host, endpointID(1), "", "fd00:9::5/64"), "ip", "outside"},
+		{"IPv6 in the IPv4 field", endpointReq(host, endpointID(1), "fd00:1::5/64", ""), "ip", "IPv4"},
+		{"address without prefix length", endpointReq(host, endpointID(1), "10.1.0.5", ""), "ip", "prefix length"},
+		{"unknown driver-opt", withOpts(endpointReq(host, endpointID(1), "10.1.0.5/24", ""), "parent", "eth1"), "parent", "unknown"},
+		{"bad community", withOpts(endpointReq(host, endpointID(1), "10.1.0.5/24", ""), "communities", "1:2:3"), "communities", "2 numbers"},
+		{"communities on a subnet network", withOpts(endpointReq(subnet, endpointID(1), "10.2.0.5/24", ""), "communities", "65000:1"), "communities", "announce=subnet"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := e.d.CreateEndpoint(ctx, tt.req)
+			checkOptionError(t, err, tt.option, tt.reason)
+			if got := e.storedKeys(bucketEndpoints); len(got) != 0 {
+				t.Errorf("stored endpoints %v after a refusal", got)
+			}
+		})
+	}
+	for _, req := range []*netapi.CreateEndpointRequest{
+		endpointReq(networkID(9), endpointID(1), "10.1.0.5/24", ""), // unknown network
+		endpointReq(host, "e1", "10.1.0.5/24", ""),                  // not a Docker ID
+	} {
+		if _, err := e.d.CreateEndpoint(ctx, req); err == nil {
+			t.Errorf("endpoint %s on network %s accepted", req.EndpointID, short(req.NetworkID))
+		}
+	}
+}
+
+func mustCreateNetwork(t *testing.T, e *testEnv, req *netapi.CreateNetworkRequest) {
+	t.Helper()
+	if err := e.d.CreateNetwork(ctx, req); err != nil {
+		t.Fatalf("create network %s: %v", short(req.NetworkID), err)
+	}
+}
+
+func mustCreateEndpoint(t *testing.T, e *testEnv, req *netapi.CreateEndpointRequest) {
+	t.Helper()
+	resp, err := e.d.CreateEndpoint(ctx, req)
+	if err != nil {
+		t.Fatalf("create endpoint %s: %v", short(req.EndpointID), err)
+	}
+	if i := resp.Interface; i != nil && (i.Address != "" || i.AddressIPv6 != "" || i.MacAddress != "") {
+		t.Fatalf("CreateEndpoint answered with interface %+v: Docker would roll back", *i)
+	}
+}
+
+// TestEndpointsSurviveRestart creates a network and an endpoint, restarts
+// the driver on the same state file, and checks everything is still known:
+// Docker replays nothing.
+func TestEndpointsSurviveRestart(t *testing.T) {
+	e := newTestEnv(t)
+	nw, ep := networkID(1), endpointID(1)
+	mustCreateNetwork(t, e, networkReq(nw, []*netapi.IPAMData{ipam("10.1.0.0/24", "10.1.0.1/24"), ipam("fd00:1::/64", "fd00:1::1/64")},
+		"parent", "eth0", "communities", "65000:1"))
+	mustCreateEndpoint(t, e, endpointReq(nw, ep, "10.1.0.5/24", "fd00:1::5/64"))
+	e.restart()
+
+	info, err := e.d.EndpointInfo(ctx, &netapi.InfoRequest{NetworkID: nw, EndpointID: ep})
+	if err != nil {
+		t.Fatalf("EndpointInfo after restart: %v", err)
+	}
+	want := map[string]string{
+		"addresses": "10.1.0.5/24,fd00:1::5/64", "interface": childName(ep), "parent": "eth0",
+		"joined": "false", "announce": "host", "announced": "nothing",
+	}
+	for k, v := range want {
+		if info.Value[k] != v {
+			t.Errorf("EndpointInfo[%s] = %q, want %q", k, info.Value[k], v)
+		}
+	}
+	err = e.d.CreateNetwork(ctx, networkReq(networkID(2), []*netapi.IPAMData{ipam("10.1.0.128/25", "")}, "parent", "eth0"))
+	checkOptionError(t, err, "subnet", "overlaps")
+
+	for range 2 { // Docker repeats these on rollback and at start-up
+		if err := e.d.Leave(ctx, &netapi.LeaveRequest{NetworkID: nw, EndpointID: ep}); err != nil {
+			t.Fatalf("Leave of a never-joined endpoint: %v", err)
+		}
+		if err := e.d.DeleteEndpoint(ctx, &netapi.DeleteEndpointRequest{NetworkID: nw, EndpointID: ep}); err != nil {
+			t.Fatalf("DeleteEndpoint: %v", err)
+		}
+		if err := e.d.DeleteNetwork(ctx, &netapi.DeleteNetworkRequest{NetworkID: nw}); err != nil {
+			t.Fatalf("DeleteNetwork: %v", err)
+		}
+	}
+	e.restart()
+	if n, ep := e.storedKeys(bucketNetworks), e.storedKeys(bucketEndpoints); len(n)+len(ep) != 0 {
+		t.Errorf("left in the store: networks %v, endpoints %v", n, ep)
+	}
+	if !e.hasLink("eth0") {
+		t.Error("the operator's parent NIC was deleted")
+	}
+}
+
+type fixedRanges map[netip.Prefix]netip.Prefix
+
+func (f fixedRanges) LocalRange(pool netip.Prefix) (netip.Prefix, bool) {
+	r, ok := f[pool]
+	return r, ok
+}
+
+// TestSubnetAnnouncement: announce=subnet announces this host's block of
+// each pool (the whole pool when IPAM has no block there), re-announces it
+// after a restart and withdraws it with the network.
+func TestSubnetAnnouncement(t *testing.T) {
+	e := newTestEnv(t)
+	e.ranges = fixedRanges{netip.MustParsePrefix("10.20.0.0/16"): netip.MustParsePrefix("10.20.3.0/24")}
+	e.restart()
+	nw := networkID(1)
+	mustCreateNetwork(t, e, networkReq(nw, []*netapi.IPAMData{ipam("10.20.0.0/16", ""), ipam("fd00:20::/64", "")},
+		"parent", "eth0", "announce", "subnet", "communities", "65000:20", "large_communities", "65000:0:20"))
+	e.ann.waitFor(t, nw, "10.20.3.0/24", "fd00:20::/64")
+	for _, a := range e.ann.adverts(nw) {
+		if !slices.Equal(a.Communities, []string{"65000:20"}) || !slices.Equal(a.LargeCommunities, []string{"65000:0:20"}) {
+			t.Errorf("%s carries %v %v", a.Prefix, a.Communities, a.LargeCommunities)
+		}
+	}
+	e.restart()
+	if got := e.ann.prefixes(nw); len(got) != 2 { // no waiting: Reconcile must have done it
+		t.Fatalf("after restart the network announces %v", got)
+	}
+	if err := e.d.DeleteNetwork(ctx, &netapi.DeleteNetworkRequest{NetworkID: nw}); err != nil {
+		t.Fatal(err)
+	}
+	e.ann.waitFor(t, nw)
+}
+
+// markJoined puts the state a Join leaves behind into the store while the
+// driver is stopped, with a veth standing in for the ipvlan link Docker
+// has not moved yet: this kernel may lack ipvlan, and the watch only looks
+// at names.
+func (e *testEnv) markJoined(ep string) {
+	e.t.Helper()
+	e.stop()
+	db, err := store.Open(e.dbPath)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	err = db.Update(func(tx *store.Tx) error {
+		var rec endpointRecord
+		if _, err := tx.Get(bucketEndpoints, ep, &rec); err != nil {
+			return err
+		}
+		rec.Joined = true
+		return tx.Put(bucketEndpoints, ep, rec)
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	_ = db.Close()
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: childName(ep)}, PeerName: "stand" + ep[:4]}
+	if err := e.h.LinkAdd(veth); err != nil {
+		e.t.Fatalf("stand-in link: %v", err)
+	}
+	e.start()
+}
+
+// TestAnnouncedOnceInContainer: a joined endpoint is announced only once
+// its link has left the host namespace, with the network's and the
+// container's communities, and a Leave before that keeps it unannounced.
+func TestAnnouncedOnceInContainer(t *testing.T) {
+	e := newTestEnv(t)
+	nw, ep, early := networkID(1), endpointID(1), endpointID(2)
+	mustCreateNetwork(t, e, networkReq(nw, []*netapi.IPAMData{ipam("10.1.0.0/24", ""), ipam("fd00:1::/64", "")}, "parent", "eth0", "communities", "65000:1"))
+	req := endpointReq(nw, ep, "10.1.0.5/24", "fd00:1::5/64")
+	req.Options = map[string]any{"communities": "65000:2", "com.docker.network.portmap": []any{}}
+	mustCreateEndpoint(t, e, req)
+	mustCreateEndpoint(t, e, endpointReq(nw, early, "10.1.0.6/24", ""))
+	e.markJoined(ep)
+	e.markJoined(early)
+
+	time.Sleep(5 * movePoll)
+	if got := e.ann.prefixes(ep); got != nil {
+		t.Fatalf("announced %v while the link is still in the host", got)
+	}
+	e.moveToContainer(childName(ep))
+	e.ann.waitFor(t, ep, "10.1.0.5/32", "fd00:1::5/128")
+	for _, a := range e.ann.adverts(ep) {
+		if !slices.Equal(a.Communities, []string{"65000:1", "65000:2"}) {
+			t.Errorf("%s carries communities %v, want the network's and the container's", a.Prefix, a.Communities)
+		}
+	}
+	info, err := e.d.EndpointInfo(ctx, &netapi.InfoRequest{NetworkID: nw, EndpointID: ep})
+	if err != nil || !strings.Contains(info.Value["announced"], "10.1.0.5/32 [65000:1 65000:2]") {
+		t.Errorf("EndpointInfo announced = %q (%v)", info.Value["announced"], err)
+	}
+
+	if err := e.d.Leave(ctx, &netapi.LeaveRequest{NetworkID: nw, EndpointID: early}); err != nil {
+		t.Fatal(err)
+	}
+	if e.hasLink(childName(early)) {
+		t.Error("Leave left the link in the host namespace")
+	}
+	time.Sleep(5 * movePoll)
+	if got := e.ann.prefixes(early); got != nil {
+		t.Errorf("an endpoint that left before its link moved is announced: %v", got)
+	}
+
+	// After a restart the endpoint in the container is announced by
+	// Reconcile itself, before the speaker would open its sessions.
+	e.restart()
+	if got := e.ann.prefixes(ep); len(got) != 2 {
+		t.Fatalf("after restart announced %v", got)
+	}
+	if err := e.d.Leave(ctx, &netapi.LeaveRequest{NetworkID: nw, EndpointID: ep}); err != nil {
+		t.Fatal(err)
+	}
+	e.ann.waitFor(t, ep)
+}
+
+// TestJoinFailsWithoutParent: a Join that cannot make the link leaves no
+// link and an unjoined record.
+func TestJoinFailsWithoutParent(t *testing.T) {
+	e := newTestEnv(t)
+	mv := &netlink.Macvlan{LinkAttrs: netlink.LinkAttrs{Name: "mv0", ParentIndex: e.link("eth0").Attrs().Index, Flags: net.FlagUp}, Mode: netlink.MACVLAN_MODE_BRIDGE}
+	if err := e.h.LinkAdd(mv); err != nil {
+		t.Fatal(err)
+	}
+	nw, ep := networkID(1), endpointID(1)
+	mustCreateNetwork(t, e, networkReq(nw, []*netapi.IPAMData{ipam("10.1.0.0/24", "")}, "parent", "mv0"))
+	mustCreateEndpoint(t, e, endpointReq(nw, ep, "10.1.0.5/24", ""))
+	if err := e.h.LinkDel(mv); err != nil {
+		t.Fatal(err)
+	}
+	links := e.linkNames()
+	if _, err := e.d.Join(ctx, &netapi.JoinRequest{NetworkID: nw, EndpointID: ep}); err == nil || !strings.Contains(err.Error(), "mv0") {
+		t.Fatalf("Join without its parent: %v", err)
+	}
+	if got := e.linkNames(); !slices.Equal(got, links) {
+		t.Errorf("links changed from %v to %v", links, got)
+	}
+	if rec, _ := e.d.state.endpoint(ep); rec.Joined {
+		t.Error("the endpoint is marked joined")
+	}
+	if _, err := e.d.Join(ctx, &netapi.JoinRequest{NetworkID: nw, EndpointID: endpointID(7)}); err == nil {
+		t.Error("Join of an unknown endpoint succeeded")
+	}
+}
+
+// TestNewRefusesCorruptState: a record filed under another ID stops the
+// start rather than let Reconcile delete the links of what it skipped.
+func TestNewRefusesCorruptState(t *testing.T) {
+	e := newTestEnv(t)
+	e.stop()
+	db, err := store.Open(e.dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.Update(func(tx *store.Tx) error {
+		return tx.Put(bucketEndpoints, endpointID(1), endpointRecord{ID: endpointID(2)})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = New(Config{Store: db, Announcer: newRecorder(), Netlink: e.h})
+	if !errors.Is(err, store.ErrCorrupt) {
+		t.Fatalf("New on a corrupt record: %v, want ErrCorrupt", err)
+	}
+}
+
+func TestExternalConnectivityIsANoOp(t *testing.T) {
+	e := newTestEnv(t)
+	links := e.linkNames()
+	if err := e.d.ProgramExternalConnectivity(ctx, &netapi.ProgramExternalConnectivityRequest{NetworkID: networkID(1), EndpointID: endpointID(1)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.d.RevokeExternalConnectivity(ctx, &netapi.RevokeExternalConnectivityRequest{NetworkID: networkID(1), EndpointID: endpointID(1)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.linkNames(); !slices.Equal(got, links) {
+		t.Errorf("links changed from %v to %v", links, got)
+	}
+}
