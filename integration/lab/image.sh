@@ -191,12 +191,13 @@ log "building image $key: kernel $kpkg $kpkg_version, $suite from $mirror"
 # 1. Kernel: the package is only unpacked, never installed on the host.
 (
 	cd "$cache/dl"
-	deb=$(ls "${kpkg}_${kpkg_version//:/%3a}"_*.deb 2>/dev/null | head -n1 || true)
+	deb=$(find . -maxdepth 1 -name "${kpkg}_${kpkg_version//:/%3a}_*.deb" | head -n1)
 	if [ -z "$deb" ]; then
 		log "downloading $kpkg $kpkg_version"
 		# APT::Sandbox::User=root: the _apt user cannot write into a root-owned cache dir.
 		apt-get download -qq -o APT::Sandbox::User=root "$kpkg=$kpkg_version" >&2
-		deb=$(ls "${kpkg}_"*.deb | head -n1)
+		deb=$(find . -maxdepth 1 -name "${kpkg}_${kpkg_version//:/%3a}_*.deb" | head -n1)
+		[ -n "$deb" ] || die "apt-get download left no ${kpkg} .deb"
 	fi
 	dpkg-deb -x "$deb" "$tmp/kernel"
 )
@@ -287,11 +288,13 @@ mkdir -p "$tmp/out"
 (cd "$ird" && find . | cpio -o -H newc -R 0:0 --quiet) >"$tmp/out/initrd.img"
 
 # 5. The ext4 image, with room for Docker's data (the VM opens it with snapshot=on, so
-# writes land in a throwaway overlay and the cached image never changes).
+# writes land in a throwaway overlay and the cached image never changes). Inode tables and
+# journal are initialised now: otherwise the guest kernel's ext4lazyinit thread zeroes them
+# in the background of every run, which is slow under emulation.
 used_mb=$(du -sm "$root" | cut -f1)
 size_mb=$((used_mb + 3072))
 log "mkfs.ext4: ${used_mb} MB of files in a ${size_mb} MB sparse image"
-mkfs.ext4 -q -F -L labroot -d "$root" "$tmp/out/rootfs.ext4" "${size_mb}M"
+mkfs.ext4 -q -F -L labroot -E lazy_itable_init=0,lazy_journal_init=0 -d "$root" "$tmp/out/rootfs.ext4" "${size_mb}M"
 
 cp "$tmp/kernel/boot/vmlinuz-$kver" "$tmp/out/vmlinuz"
 cat >"$tmp/out/info.txt" <<EOF

@@ -26,9 +26,9 @@ LAB_STATE=/run/lab/state
 mkdir -p "$LAB_LOGS" "$LAB_STATE"
 
 lab_log() { printf '[%7ss] %s\n' "$(cut -d' ' -f1 /proc/uptime)" "$*"; }
-pass() { printf 'PASS: %s\n' "$*"; }
+pass() { printf 'PASS [%ss]: %s\n' "$(cut -d' ' -f1 /proc/uptime)" "$*"; }
 fail() {
-	printf 'FAIL: %s\n' "$*"
+	printf 'FAIL [%ss]: %s\n' "$(cut -d' ' -f1 /proc/uptime)" "$*"
 	exit 1
 }
 check() {
