@@ -87,15 +87,20 @@ func (f *fixture) release(poolID, addr string) error {
 // keys lists a bucket of the state file.
 func (f *fixture) keys(bucket string) []string {
 	f.t.Helper()
+	return storedKeys(f.t, f.a.db, bucket)
+}
+
+func storedKeys(t testing.TB, db *store.DB, bucket string) []string {
+	t.Helper()
 	var keys []string
-	err := f.a.db.View(func(tx *store.Tx) error {
+	err := db.View(func(tx *store.Tx) error {
 		return tx.ForEach(bucket, func(key string, _ func(any) error) error {
 			keys = append(keys, key)
 			return nil
 		})
 	})
 	if err != nil {
-		f.t.Fatalf("read bucket %s: %v", bucket, err)
+		t.Fatalf("read bucket %s: %v", bucket, err)
 	}
 	return keys
 }
