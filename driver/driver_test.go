@@ -309,16 +309,22 @@ func TestAnnouncedOnceInContainer(t *testing.T) {
 		t.Errorf("an endpoint that left before its link moved is announced: %v", got)
 	}
 
-	// After a restart the endpoint in the container is announced by
-	// Reconcile itself, before the speaker would open its sessions.
+	e.restartAndLeave(nw, ep, 2)
+}
+
+// restartAndLeave restarts the driver, checks that Reconcile itself (no
+// waiting: the speaker's sessions open right after it) announced the
+// endpoint's want prefixes, and makes it leave.
+func (e *testEnv) restartAndLeave(nw, ep string, want int) {
+	e.t.Helper()
 	e.restart()
-	if got := e.ann.prefixes(ep); len(got) != 2 {
-		t.Fatalf("after restart announced %v", got)
+	if got := e.ann.prefixes(ep); len(got) != want {
+		e.t.Fatalf("after restart announced %v, want %d prefixes", got, want)
 	}
 	if err := e.d.Leave(ctx, &netapi.LeaveRequest{NetworkID: nw, EndpointID: ep}); err != nil {
-		t.Fatal(err)
+		e.t.Fatalf("Leave after restart: %v", err)
 	}
-	e.ann.waitFor(t, ep)
+	e.ann.waitFor(e.t, ep)
 }
 
 // TestJoinFailsWithoutParent: a Join that cannot make the link leaves no

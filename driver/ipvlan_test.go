@@ -17,6 +17,15 @@ func dualStack(v4, v6 string) []*netapi.IPAMData {
 	return []*netapi.IPAMData{ipam(v4+".0/24", v4+".1/24"), ipam(v6+"::/64", v6+"::1/64")}
 }
 
+// oneEndpoint creates network 1 on eth0 with endpoint 1 at 10.1.0.5.
+func (e *testEnv) oneEndpoint() (network, endpoint string) {
+	e.t.Helper()
+	network, endpoint = networkID(1), endpointID(1)
+	mustCreateNetwork(e.t, e, networkReq(network, dualStack("10.1.0", "fd00:1"), "parent", "eth0"))
+	mustCreateEndpoint(e.t, e, endpointReq(network, endpoint, "10.1.0.5/24", ""))
+	return network, endpoint
+}
+
 func (e *testEnv) join(network, endpoint string) *netapi.JoinResponse {
 	e.t.Helper()
 	resp, err := e.d.Join(ctx, &netapi.JoinRequest{NetworkID: network, EndpointID: endpoint, SandboxKey: "/var/run/docker/netns/test"})
@@ -116,9 +125,7 @@ func checkJoinResponse(t *testing.T, resp *netapi.JoinResponse, name string, l2 
 func TestJoinUndoesLinkWhenStoreFails(t *testing.T) {
 	e := newTestEnv(t)
 	e.requireLinkType("ipvlan")
-	nw, ep := networkID(1), endpointID(1)
-	mustCreateNetwork(t, e, networkReq(nw, dualStack("10.1.0", "fd00:1"), "parent", "eth0"))
-	mustCreateEndpoint(t, e, endpointReq(nw, ep, "10.1.0.5/24", ""))
+	nw, ep := e.oneEndpoint()
 	links := e.linkNames()
 	_ = e.db.Close()
 	if _, err := e.d.Join(ctx, &netapi.JoinRequest{NetworkID: nw, EndpointID: ep}); err == nil {
@@ -137,9 +144,7 @@ func TestJoinUndoesLinkWhenStoreFails(t *testing.T) {
 func TestJoinReplacesLeftoverLink(t *testing.T) {
 	e := newTestEnv(t)
 	e.requireLinkType("ipvlan")
-	nw, ep := networkID(1), endpointID(1)
-	mustCreateNetwork(t, e, networkReq(nw, dualStack("10.1.0", "fd00:1"), "parent", "eth0"))
-	mustCreateEndpoint(t, e, endpointReq(nw, ep, "10.1.0.5/24", ""))
+	nw, ep := e.oneEndpoint()
 	first := e.join(nw, ep)
 	oldIndex := e.link(first.InterfaceName.SrcName).Attrs().Index
 	e.join(nw, ep)
@@ -309,14 +314,7 @@ func TestRestartKeepsJoinedEndpoint(t *testing.T) {
 	e.moveToContainer(childName(ep))
 	e.ann.waitFor(t, ep, "10.1.0.5/32", "fd00:1::5/128")
 
-	e.restart()
-	if got := e.ann.prefixes(ep); len(got) != 2 {
-		t.Fatalf("after restart announced %v", got)
-	}
-	if err := e.d.Leave(ctx, &netapi.LeaveRequest{NetworkID: nw, EndpointID: ep}); err != nil {
-		t.Fatal(err)
-	}
-	e.ann.waitFor(t, ep)
+	e.restartAndLeave(nw, ep, 2)
 	e.moveToHost(childName(ep)) // Docker moves it back after Leave
 	if err := e.d.DeleteEndpoint(ctx, &netapi.DeleteEndpointRequest{NetworkID: nw, EndpointID: ep}); err != nil {
 		t.Fatal(err)

@@ -64,18 +64,7 @@ func (d *Driver) removeUnusedParents() error {
 	if err != nil {
 		return err
 	}
-	var errs []error
-	for _, name := range names {
-		if d.parentInUse(name) {
-			continue
-		}
-		if err := d.links.remove(name); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		d.log.WithField("parent", name).Info("deleted a parent link no network uses")
-	}
-	return errors.Join(errs...)
+	return d.removeLinks(names, d.parentInUse, "deleted a parent link no network uses")
 }
 
 func (d *Driver) removeOrphanLinks() error {
@@ -87,16 +76,21 @@ func (d *Driver) removeOrphanLinks() error {
 	for _, ep := range d.state.allEndpoints() {
 		joined[childName(ep.ID)] = ep.Joined
 	}
+	return d.removeLinks(names, func(name string) bool { return joined[name] }, "deleted an ipvlan link no joined endpoint owns")
+}
+
+// removeLinks deletes the named links keep does not claim.
+func (d *Driver) removeLinks(names []string, keep func(string) bool, why string) error {
 	var errs []error
 	for _, name := range names {
-		if joined[name] {
+		if keep(name) {
 			continue
 		}
 		if err := d.links.remove(name); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		d.log.WithField("link", name).Info("deleted an ipvlan link no joined endpoint owns")
+		d.log.WithField("link", name).Info(why)
 	}
 	return errors.Join(errs...)
 }
