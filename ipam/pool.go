@@ -3,6 +3,7 @@ package ipam
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 )
 
 // pool is one pool in memory. Only IPAM's methods touch it, under IPAM's lock.
@@ -15,7 +16,11 @@ type pool struct {
 	prefix  netip.Prefix // the network's subnet (--subnet, or carved)
 	rng     netip.Prefix // where container addresses come from: --ip-range, this host's LocalRanges entry, or prefix
 	gateway netip.Addr   // reserved; the pool's first address unless --gateway chose another
-	taken   map[netip.Addr]struct{}
+	// reserved are the addresses no host may hold: the IPv4 network and
+	// broadcast addresses, the IPv6 subnet-router anycast address. Those of
+	// the pool only: blocks inside it are slices of one routed subnet.
+	reserved []netip.Addr
+	taken    map[netip.Addr]struct{}
 	// inRange counts taken addresses inside rng; usable is how many addresses
 	// rng offers at all, so inRange == usable means full without a scan.
 	inRange uint64
@@ -37,12 +42,16 @@ func newPool(space string, prefix, rng netip.Prefix) (*pool, error) {
 	}
 	p := &pool{
 		id: poolID(space, prefix), space: space, prefix: prefix, rng: rng,
-		gateway: prefix.Addr().Next(),
-		taken:   map[netip.Addr]struct{}{},
-		cursor:  rng.Addr(),
+		gateway:  prefix.Addr().Next(),
+		reserved: []netip.Addr{prefix.Addr()},
+		taken:    map[netip.Addr]struct{}{},
+		cursor:   rng.Addr(),
+	}
+	if prefix.Addr().Is4() {
+		p.reserved = append(p.reserved, lastAddr(prefix))
 	}
 	p.usable = size(rng)
-	for _, a := range p.subnetReserved() {
+	for _, a := range p.reserved {
 		if rng.Contains(a) {
 			p.usable--
 		}
@@ -54,24 +63,7 @@ func newPool(space string, prefix, rng netip.Prefix) (*pool, error) {
 	return p, nil
 }
 
-// subnetReserved are the addresses no host may hold: the IPv4 network and
-// broadcast addresses, the IPv6 subnet-router anycast address. Those of the
-// pool only: blocks inside it are slices of one routed subnet, not subnets.
-func (p *pool) subnetReserved() []netip.Addr {
-	if p.prefix.Addr().Is6() {
-		return []netip.Addr{p.prefix.Addr()}
-	}
-	return []netip.Addr{p.prefix.Addr(), lastAddr(p.prefix)}
-}
-
-func (p *pool) isSubnetReserved(a netip.Addr) bool {
-	for _, r := range p.subnetReserved() {
-		if a == r {
-			return true
-		}
-	}
-	return false
-}
+func (p *pool) isSubnetReserved(a netip.Addr) bool { return slices.Contains(p.reserved, a) }
 
 func (p *pool) isTaken(a netip.Addr) bool {
 	_, ok := p.taken[a]
