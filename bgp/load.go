@@ -34,7 +34,7 @@ const (
 	// Default none.
 	EnvPassword = "BGP_PASSWORD"
 	// EnvHoldTime is the hold time (seconds or "90s") of every neighbour that
-	// sets none. Default 90s; 0 disables keepalives.
+	// sets none, 3..65535 s. Default 90s.
 	EnvHoldTime = "BGP_HOLD_TIME"
 	// EnvKeepalive is the keepalive interval, at most a third of the hold
 	// time. Default: a third of the hold time.

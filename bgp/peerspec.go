@@ -54,8 +54,12 @@ type NeighborSpec struct {
 // Linux caps TCP MD5 keys at 80 bytes (TCP_MD5SIG_MAXKEYLEN).
 const maxPasswordLen = 80
 
-// The BGP hold time is 0 (no keepalives) or 3..65535 s (RFC 4271 4.2).
-const maxHoldTime = math.MaxUint16 * time.Second
+// RFC 4271 4.2 also allows a hold time of 0 (no keepalives), but GoBGP
+// reads 0 as "use the default", so it is refused rather than ignored.
+const (
+	minHoldTime = 3 * time.Second
+	maxHoldTime = math.MaxUint16 * time.Second
+)
 
 // apply overlays the set fields of spec on base. setting names a field for
 // errors (an env var or a file key path).
@@ -100,16 +104,13 @@ func (spec PeerSpec) apply(base PeerSettings, localAS uint32, setting func(key s
 func (spec PeerSpec) applyTimers(out PeerSettings, setting func(string) string) (PeerSettings, error) {
 	var err error
 	if spec.HoldTime.Set {
-		if out.HoldTime, err = parseSeconds(setting("hold-time"), spec.HoldTime.Value, 0, maxHoldTime); err != nil {
+		if out.HoldTime, err = parseSeconds(setting("hold-time"), spec.HoldTime.Value, minHoldTime, maxHoldTime); err != nil {
 			return out, err
-		}
-		if out.HoldTime > 0 && out.HoldTime < 3*time.Second {
-			return out, badValue(setting("hold-time"), spec.HoldTime.Value, "a hold time is 0 or at least 3s")
 		}
 		out.Keepalive = out.HoldTime / 3
 	}
 	if spec.Keepalive.Set {
-		if out.Keepalive, err = parseSeconds(setting("keepalive"), spec.Keepalive.Value, 0, maxHoldTime); err != nil {
+		if out.Keepalive, err = parseSeconds(setting("keepalive"), spec.Keepalive.Value, time.Second, maxHoldTime); err != nil {
 			return out, err
 		}
 	}

@@ -1,0 +1,106 @@
+package bgp
+
+import (
+	"context"
+
+	api "github.com/osrg/gobgp/v3/api"
+	"github.com/sirupsen/logrus"
+)
+
+// connectRetry is how often GoBGP retries an outgoing connection; its 120 s
+// default leaves a host without routes for two minutes when it boots before
+// its leaf.
+const connectRetry = 5
+
+// addPeers configures peer groups, dynamic neighbours and neighbours. A
+// neighbour that fails is logged and kept in Status; the others still come
+// up. Unnumbered neighbours are added in the background once their link
+// shows a peer.
+func (s *Speaker) addPeers(ctx, bg context.Context, restarting bool) {
+	for _, g := range s.cfg.PeerGroups {
+		pg := &api.PeerGroup{Conf: &api.PeerGroupConf{PeerGroupName: g.Name, PeerAsn: g.RemoteAS, AuthPassword: string(g.Password)}}
+		common := s.peerCommon(g.PeerSettings, restarting)
+		pg.Timers, pg.EbgpMultihop, pg.GracefulRestart, pg.AfiSafis = common.Timers, common.EbgpMultihop, common.GracefulRestart, common.AfiSafis
+		if err := s.server.AddPeerGroup(ctx, &api.AddPeerGroupRequest{PeerGroup: pg}); err != nil {
+			s.recordErr(err, "add peer group", logrus.Fields{"peer_group": g.Name})
+		}
+	}
+	for _, d := range s.cfg.DynamicNeighbors {
+		req := &api.AddDynamicNeighborRequest{DynamicNeighbor: &api.DynamicNeighbor{Prefix: d.Prefix.String(), PeerGroup: d.PeerGroup}}
+		if err := s.server.AddDynamicNeighbor(ctx, req); err != nil {
+			s.recordErr(err, "add dynamic neighbour range", logrus.Fields{"prefix": d.Prefix, "peer_group": d.PeerGroup})
+		}
+	}
+	for _, n := range s.cfg.Neighbors {
+		if n.Interface != "" {
+			s.wg.Add(1)
+			go s.runUnnumbered(bg, n, restarting)
+			continue
+		}
+		if err := s.server.AddPeer(ctx, &api.AddPeerRequest{Peer: s.peerConfig(n, restarting)}); err != nil {
+			s.recordErr(err, "add neighbour", logrus.Fields{"peer": n.String()})
+		}
+	}
+}
+
+// peerConfig turns a validated neighbour into GoBGP's form. Its peer
+// group's settings are already folded in, and the group is not named: GoBGP
+// would let the group's values override the neighbour's own.
+func (s *Speaker) peerConfig(n Neighbor, restarting bool) *api.Peer {
+	p := s.peerCommon(n.PeerSettings, restarting)
+	p.Conf = &api.PeerConf{
+		NeighborInterface: n.Interface,
+		PeerAsn:           n.RemoteAS,
+		AuthPassword:      string(n.Password),
+		Description:       n.PeerGroup,
+	}
+	if n.Address.IsValid() {
+		p.Conf.NeighborAddress = n.Address.String()
+	} else {
+		// With GoBGP's default local address every route on an unnumbered
+		// session carries next hop ::, which FRR rejects as martian; "::"
+		// makes it take the address from the socket (interop.md).
+		p.Transport = &api.Transport{LocalAddress: "::"}
+	}
+	return p
+}
+
+// peerCommon holds what neighbours and peer groups share.
+func (s *Speaker) peerCommon(ps PeerSettings, restarting bool) *api.Peer {
+	p := &api.Peer{
+		Timers: &api.Timers{Config: &api.TimersConfig{
+			HoldTime:          uint64(ps.HoldTime.Seconds()),
+			KeepaliveInterval: uint64(ps.Keepalive.Seconds()),
+			ConnectRetry:      connectRetry,
+		}},
+	}
+	if ps.MultihopTTL > 0 {
+		p.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: uint32(ps.MultihopTTL)}
+	}
+	gr := s.cfg.GracefulRestart
+	if gr.Enabled {
+		p.GracefulRestart = &api.GracefulRestart{
+			Enabled:     true,
+			RestartTime: uint32(gr.RestartTime.Seconds()),
+			// Set the Restart State bit when we come back with routes to
+			// re-announce, so peers keep them until our End-of-RIB.
+			LocalRestarting: restarting,
+			DeferralTime:    uint32(gr.RestartTime.Seconds()),
+		}
+	}
+	for _, f := range ps.Families {
+		p.AfiSafis = append(p.AfiSafis, &api.AfiSafi{
+			Config:            &api.AfiSafiConfig{Family: apiFamily(f), Enabled: true},
+			MpGracefulRestart: &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: gr.Enabled}},
+			PrefixLimits:      &api.PrefixLimit{Family: apiFamily(f), MaxPrefixes: ps.MaxPrefixes},
+		})
+	}
+	return p
+}
+
+func apiFamily(f Family) *api.Family {
+	if f == IPv6Unicast {
+		return &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}
+	}
+	return &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
+}

@@ -1,0 +1,169 @@
+package bgp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/osrg/gobgp/v3/pkg/server"
+	"github.com/sirupsen/logrus"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/fib"
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
+)
+
+// Speaker is the embedded BGP speaker. It implements route.Announcer: Set
+// records what each owner wants announced and a background reconcile applies
+// it, so Docker calls never wait for BGP.
+type Speaker struct {
+	cfg    Config
+	kernel *fib.Table
+	log    *logrus.Entry
+
+	mu      sync.Mutex
+	owners  map[string][]route.Advert // what each owner wants; guarded by mu
+	lastErr error                     // last config or BGP error; guarded by mu
+	cancel  context.CancelFunc        // stops the background work; guarded by mu
+	running bool                      // guarded by mu
+
+	kick chan struct{} // wakes the reconcile loop; capacity 1
+
+	reconcileMu    sync.Mutex
+	announced      map[netip.Prefix]announcedPath // what is in GoBGP; guarded by reconcileMu
+	announcedCount atomic.Int64
+
+	server *server.BgpServer
+	api    *apiServer
+	wg     sync.WaitGroup // background goroutines
+}
+
+var _ route.Announcer = (*Speaker)(nil)
+
+// retryEvery is how soon a failed reconcile or neighbour add is retried.
+const retryEvery = 2 * time.Second
+
+// Options are the speaker's links to the rest of the plugin.
+type Options struct {
+	// Kernel, when set, receives the routes learned from peers (the
+	// importer, bgp/import.go); nil learns nothing into the kernel.
+	Kernel *fib.Table
+	Log    *logrus.Entry // nil: logrus' standard logger
+}
+
+// NewSpeaker makes a speaker from a validated Config. Nothing runs until
+// Start; Set may be called before (graceful restart re-adds routes first).
+func NewSpeaker(cfg Config, opts Options) *Speaker {
+	log := opts.Log
+	if log == nil {
+		log = logrus.NewEntry(logrus.StandardLogger())
+	}
+	return &Speaker{
+		cfg:       cfg,
+		kernel:    opts.Kernel,
+		log:       log,
+		owners:    make(map[string][]route.Advert),
+		kick:      make(chan struct{}, 1),
+		announced: make(map[netip.Prefix]announcedPath),
+	}
+}
+
+// Set replaces everything owner wants announced; an empty list withdraws
+// it. It never blocks: the reconcile loop applies the change.
+func (s *Speaker) Set(owner string, adverts []route.Advert) {
+	s.mu.Lock()
+	if len(adverts) == 0 {
+		delete(s.owners, owner)
+	} else {
+		s.owners[owner] = slices.Clone(adverts)
+	}
+	s.mu.Unlock()
+	s.logRefused(owner, adverts)
+	s.wake()
+}
+
+func (s *Speaker) wake() {
+	select {
+	case s.kick <- struct{}{}:
+	default: // a reconcile is already pending and will see this change
+	}
+}
+
+// Owns reports whether p is a prefix this host originates (announced or
+// not), so the importer never installs a peer's route over our own.
+func (s *Speaker) Owns(p netip.Prefix) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, adverts := range s.owners {
+		for _, a := range adverts {
+			if a.Prefix == p {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Server is the embedded GoBGP server, for the importer's watch; nil before
+// Start.
+func (s *Speaker) Server() *server.BgpServer { return s.server }
+
+// recordErr logs err and keeps it for Status.
+func (s *Speaker) recordErr(err error, msg string, fields logrus.Fields) {
+	s.log.WithFields(fields).WithError(err).Error(msg)
+	s.mu.Lock()
+	s.lastErr = fmt.Errorf("%s: %w", msg, err)
+	s.mu.Unlock()
+}
+
+// reconcileLoop applies the wanted set whenever Set wakes it, retrying a
+// failure after retryEvery.
+func (s *Speaker) reconcileLoop(ctx context.Context) {
+	defer s.wg.Done()
+	retry := time.NewTimer(0)
+	retry.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.kick:
+		case <-retry.C:
+		}
+		if err := s.reconcile(ctx); err != nil && ctx.Err() == nil {
+			s.recordErr(err, "apply announcements", nil)
+			retry.Reset(retryEvery)
+		}
+	}
+}
+
+// Stop ends the speaker. graceful=true drops every session without a BGP
+// Cease, as a crash would, so peers in graceful-restart helper mode keep
+// our routes until we come back; graceful=false withdraws cleanly (Cease).
+func (s *Speaker) Stop(ctx context.Context, graceful bool) error {
+	s.mu.Lock()
+	running, cancel := s.running, s.cancel
+	s.running = false
+	s.mu.Unlock()
+	if !running {
+		return nil
+	}
+	cancel()
+	s.wg.Wait()
+	var errs []error
+	if graceful {
+		if err := s.dropSessions(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("drop BGP sessions without Cease: %w", err))
+		}
+	}
+	// With every session already dropped, Stop sends no Cease; it closes
+	// the listeners and the gRPC server.
+	s.server.Stop()
+	if s.api != nil {
+		errs = append(errs, s.api.close())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,118 @@
+package bgp
+
+import (
+	"context"
+	"fmt"
+
+	api "github.com/osrg/gobgp/v3/api"
+	"github.com/osrg/gobgp/v3/pkg/server"
+	"github.com/sirupsen/logrus"
+)
+
+// exportPolicy is the seed's `route-map IPVLAN`: only locally originated
+// paths leave this host, never a peer's (no transit between leaves).
+const exportPolicy = "ipvlan-export-local-only"
+
+// Start brings the speaker up and returns once its RIB holds every wanted
+// path and the neighbours are configured; sessions come up in the
+// background. An error is also kept for Status: the plugin logs it and goes
+// on serving Docker.
+func (s *Speaker) Start(ctx context.Context) error {
+	s.mu.Lock()
+	if s.running {
+		s.mu.Unlock()
+		return fmt.Errorf("BGP speaker already started")
+	}
+	restarting := len(s.owners) > 0
+	s.mu.Unlock()
+	if err := s.start(ctx, restarting); err != nil {
+		s.recordErr(err, "start BGP speaker", nil)
+		return err
+	}
+	return nil
+}
+
+func (s *Speaker) start(ctx context.Context, restarting bool) error {
+	routerID := s.cfg.RouterID
+	if !routerID.IsValid() {
+		var err error
+		if routerID, err = DefaultRouterID(); err != nil {
+			return fmt.Errorf("%s unset and no default: %w", EnvRouterID, err)
+		}
+	}
+	apiSrv, err := newAPIServer(s.cfg, s.log)
+	if err != nil {
+		return err
+	}
+	opts := []server.ServerOption{server.LoggerOption(&gobgpLogger{log: s.log, failed: s.recordErr})}
+	if apiSrv != nil {
+		opts = append(opts, server.GrpcListenAddress(apiSrv.internalAddress()))
+	}
+	s.server = server.NewBgpServer(opts...)
+	go s.server.Serve()
+	if err := s.startGlobal(ctx, routerID.String()); err != nil {
+		s.server.Stop()
+		if apiSrv != nil {
+			_ = apiSrv.close()
+		}
+		return err
+	}
+	s.api = apiSrv
+	s.log.WithFields(logrus.Fields{"asn": s.cfg.ASN, "router_id": routerID, "port": s.cfg.ListenPort}).Info("BGP speaker started")
+	return s.run(ctx, restarting)
+}
+
+// startGlobal starts the BGP instance with the export policy in place
+// before any path or peer exists.
+func (s *Speaker) startGlobal(ctx context.Context, routerID string) error {
+	port := int32(s.cfg.ListenPort)
+	if port == 0 {
+		port = -1 // GoBGP's "do not listen"
+	}
+	global := &api.Global{Asn: s.cfg.ASN, RouterId: routerID, ListenPort: port, UseMultiplePaths: true}
+	if err := s.server.StartBgp(ctx, &api.StartBgpRequest{Global: global}); err != nil {
+		return fmt.Errorf("start BGP (AS %d, router ID %s, port %d): %w", s.cfg.ASN, routerID, s.cfg.ListenPort, err)
+	}
+	policy := &api.Policy{Name: exportPolicy, Statements: []*api.Statement{{
+		Name:       exportPolicy + "-local",
+		Conditions: &api.Conditions{RouteType: api.Conditions_ROUTE_TYPE_LOCAL},
+		Actions:    &api.Actions{RouteAction: api.RouteAction_ACCEPT},
+	}}}
+	if err := s.server.AddPolicy(ctx, &api.AddPolicyRequest{Policy: policy}); err != nil {
+		return fmt.Errorf("add export policy: %w", err)
+	}
+	assignment := &api.PolicyAssignment{
+		Name: "global", Direction: api.PolicyDirection_EXPORT,
+		Policies: []*api.Policy{{Name: exportPolicy}}, DefaultAction: api.RouteAction_REJECT,
+	}
+	if err := s.server.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: assignment}); err != nil {
+		return fmt.Errorf("assign export policy: %w", err)
+	}
+	return nil
+}
+
+// run adds the wanted paths BEFORE any neighbour, so peers that kept our
+// routes through a graceful restart never see them missing from our first
+// update (GoBGP sends End-of-RIB soon after a session comes up), then the
+// peers, then starts the background loops.
+func (s *Speaker) run(ctx context.Context, restarting bool) error {
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.mu.Lock()
+	s.running, s.cancel = true, cancel
+	s.mu.Unlock()
+	if err := s.reconcile(ctx); err != nil {
+		s.recordErr(err, "add initial announcements", nil)
+	}
+	s.startImporter(bg)
+	s.addPeers(ctx, bg, restarting)
+	s.wg.Add(1)
+	go s.reconcileLoop(bg)
+	if s.api != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.api.serve(bg)
+		}()
+	}
+	return nil
+}
