@@ -1,0 +1,320 @@
+package bgp
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	api "github.com/osrg/gobgp/v3/api"
+	"github.com/osrg/gobgp/v3/pkg/server"
+	"github.com/sirupsen/logrus"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/fib"
+)
+
+// importer installs the routes the speaker learns from its peers into the
+// kernel: one route per prefix, ECMP over every equal best path.
+//
+// It relies on GoBGP's best-path watch with use-multiple-paths on: for each
+// prefix that changed, an event carries the prefix's whole set of equal best
+// paths (or one withdrawn path when none is left), so a prefix's paths in an
+// event replace what was known before. Withdrawals and dropped sessions
+// arrive the same way.
+type importer struct {
+	table  *fib.Table
+	policy ImportPolicy
+	owned  func(netip.Prefix) bool
+	log    *logrus.Entry
+
+	// refused holds the prefixes refused and why, so each is logged once
+	// (again only after it was withdrawn and learned anew).
+	refused map[netip.Prefix]string
+	// peerLinks maps a peer's address to the interface of its session, for
+	// link-local next hops; "" caches "not known" until a session changes.
+	peerLinks map[netip.Addr]string
+}
+
+func newImporter(table *fib.Table, policy ImportPolicy, owned func(netip.Prefix) bool, log *logrus.Entry) *importer {
+	return &importer{
+		table:     table,
+		policy:    policy,
+		owned:     owned,
+		log:       log.WithField("component", "import"),
+		refused:   make(map[netip.Prefix]string),
+		peerLinks: make(map[netip.Addr]string),
+	}
+}
+
+// watchBatch is one event from the watch: paths, or a session change.
+type watchBatch struct {
+	paths       []*api.Path
+	peerChanged bool
+}
+
+// run watches s's best paths (existing ones first) and keeps the kernel in
+// step until ctx ends. It fails only if the watch cannot be registered.
+func (im *importer) run(ctx context.Context, s *server.BgpServer) error {
+	batches := make(chan watchBatch, 256)
+	req := &api.WatchEventRequest{
+		Peer: &api.WatchEventRequest_Peer{},
+		Table: &api.WatchEventRequest_Table{Filters: []*api.WatchEventRequest_Table_Filter{
+			{Type: api.WatchEventRequest_Table_Filter_BEST, Init: true},
+		}},
+	}
+	// BatchSize stays 0: a batch limit would split a prefix's path set
+	// across events, and each event's set must be whole.
+	err := s.WatchEvent(ctx, req, func(r *api.WatchEventResponse) {
+		b := watchBatch{paths: r.GetTable().GetPaths(), peerChanged: r.GetPeer() != nil}
+		select {
+		case batches <- b: // GoBGP's watcher queues behind this without blocking its server loop
+		case <-ctx.Done():
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("watch GoBGP best paths: %w", err)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case b := <-batches:
+			im.apply(ctx, s, im.coalesce(b, batches))
+		}
+	}
+}
+
+// coalesce groups the paths of b and of every batch already queued behind
+// it by prefix; a later event's set for a prefix replaces an earlier one, so
+// a burst of churn becomes one kernel change per prefix.
+func (im *importer) coalesce(b watchBatch, queued <-chan watchBatch) map[netip.Prefix][]learnedPath {
+	pending := make(map[netip.Prefix][]learnedPath)
+	for {
+		if b.peerChanged {
+			clear(im.peerLinks)
+		}
+		for prefix, paths := range im.groupByPrefix(b.paths) {
+			pending[prefix] = paths
+		}
+		select {
+		case b = <-queued:
+		default:
+			return pending
+		}
+	}
+}
+
+// groupByPrefix decodes one event's flat path list. A prefix whose paths
+// are all withdrawn or locally originated maps to an empty list: nothing of
+// it is to be in the kernel.
+func (im *importer) groupByPrefix(paths []*api.Path) map[netip.Prefix][]learnedPath {
+	groups := make(map[netip.Prefix][]learnedPath)
+	for _, p := range paths {
+		lp, err := decodePath(p)
+		if err != nil {
+			im.log.WithError(err).WithField("peer", p.GetNeighborIp()).Warn("ignore a path GoBGP delivered")
+			continue
+		}
+		if lp.family == familyOther {
+			continue
+		}
+		if lp.withdrawn || lp.local() {
+			if _, seen := groups[lp.prefix]; !seen {
+				groups[lp.prefix] = nil
+			}
+			continue
+		}
+		groups[lp.prefix] = append(groups[lp.prefix], lp)
+	}
+	return groups
+}
+
+// apply brings the kernel in line with the pending prefixes.
+func (im *importer) apply(ctx context.Context, s *server.BgpServer, pending map[netip.Prefix][]learnedPath) {
+	for prefix, paths := range pending {
+		if len(paths) == 0 {
+			delete(im.refused, prefix)
+		} else if reason := im.refusal(prefix); reason != "" {
+			im.refuse(prefix, paths, reason)
+			paths = nil // also takes out a route installed before the prefix became ours
+		}
+		nexthops := im.nexthops(ctx, s, paths)
+		if err := im.table.Replace(ctx, prefix, nexthops); err != nil {
+			im.log.WithError(err).WithField("prefix", prefix).Warn("install learned route (retried by the periodic sync)")
+		}
+	}
+}
+
+func (im *importer) refuse(prefix netip.Prefix, paths []learnedPath, reason string) {
+	if im.refused[prefix] == reason {
+		return
+	}
+	im.refused[prefix] = reason
+	im.log.WithFields(logrus.Fields{"prefix": prefix, "peer": paths[0].peer, "reason": reason}).
+		Warn("learned route not installed")
+}
+
+// refusal says why prefix must not go into the kernel, or "".
+func (im *importer) refusal(prefix netip.Prefix) string {
+	if prefix.Bits() == 0 && !im.policy.AllowDefault {
+		return "default route (not allowed by the import policy)"
+	}
+	if len(im.policy.Allow) > 0 && !slices.ContainsFunc(im.policy.Allow, func(allow netip.Prefix) bool {
+		return covers(allow, prefix)
+	}) {
+		return "outside the import allow list"
+	}
+	if owner, ok := im.ownedCover(prefix); ok {
+		return fmt.Sprintf("inside %s, which this host owns", owner)
+	}
+	return ""
+}
+
+// ownedCover finds an owned prefix equal to or covering prefix: a route to
+// a part of our own network would steal traffic meant for our containers.
+func (im *importer) ownedCover(prefix netip.Prefix) (netip.Prefix, bool) {
+	for bits := prefix.Bits(); bits >= 0; bits-- {
+		cover, _ := prefix.Addr().Prefix(bits)
+		if im.owned(cover) {
+			return cover, true
+		}
+	}
+	return netip.Prefix{}, false
+}
+
+func covers(outer, inner netip.Prefix) bool {
+	return outer.Addr().BitLen() == inner.Addr().BitLen() && outer.Bits() <= inner.Bits() && outer.Contains(inner.Addr())
+}
+
+// nexthops turns the paths into kernel next hops; a link-local next hop
+// takes the interface of the session it came from.
+func (im *importer) nexthops(ctx context.Context, s *server.BgpServer, paths []learnedPath) []fib.Nexthop {
+	nexthops := make([]fib.Nexthop, 0, len(paths))
+	for _, p := range paths {
+		nh := fib.Nexthop{Addr: p.nexthop}
+		if p.nexthop.IsLinkLocalUnicast() {
+			if nh.Link = im.peerLink(ctx, s, p.peer); nh.Link == "" {
+				im.log.WithFields(logrus.Fields{"prefix": p.prefix, "peer": p.peer, "nexthop": p.nexthop}).
+					Warn("link-local next hop from a peer whose interface is unknown; path skipped")
+				continue
+			}
+		}
+		nexthops = append(nexthops, nh)
+	}
+	return nexthops
+}
+
+// peerLink finds the interface of the session with peer: the configured
+// neighbor-interface of an unnumbered session, or the zone of a link-local
+// neighbor address.
+func (im *importer) peerLink(ctx context.Context, s *server.BgpServer, peer netip.Addr) string {
+	if link, ok := im.peerLinks[peer]; ok {
+		return link
+	}
+	im.peerLinks[peer] = ""
+	err := s.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
+		for _, addr := range []string{p.GetState().GetNeighborAddress(), p.GetConf().GetNeighborAddress()} {
+			a, err := netip.ParseAddr(addr)
+			if err != nil {
+				continue
+			}
+			link := p.GetConf().GetNeighborInterface()
+			if link == "" {
+				link = a.Zone()
+			}
+			if link != "" {
+				im.peerLinks[a.WithZone("")] = link
+			}
+		}
+	})
+	if err != nil {
+		im.log.WithError(err).Warn("list GoBGP peers")
+	}
+	return im.peerLinks[peer]
+}
+
+// learnedPath is what the importer needs of a GoBGP path.
+type learnedPath struct {
+	prefix    netip.Prefix
+	nexthop   netip.Addr
+	peer      netip.Addr // invalid for a locally originated path
+	withdrawn bool
+	family    pathFamily
+}
+
+type pathFamily int
+
+const (
+	familyOther pathFamily = iota // not unicast IPv4/IPv6: not for the kernel
+	familyUnicast
+)
+
+// local reports a path this speaker originated (GoBGP gives it no peer).
+func (p learnedPath) local() bool { return !p.peer.IsValid() }
+
+// decodePath reads a path from GoBGP's watch. Its content comes from a
+// peer, so every field is checked.
+func decodePath(p *api.Path) (learnedPath, error) {
+	f := p.GetFamily()
+	if f.GetSafi() != api.Family_SAFI_UNICAST || (f.GetAfi() != api.Family_AFI_IP && f.GetAfi() != api.Family_AFI_IP6) {
+		return learnedPath{}, nil
+	}
+	lp := learnedPath{withdrawn: p.GetIsWithdraw(), family: familyUnicast}
+	lp.peer, _ = netip.ParseAddr(p.GetNeighborIp()) // "<nil>" for our own paths
+	var nlri api.IPAddressPrefix
+	if err := p.GetNlri().UnmarshalTo(&nlri); err != nil {
+		return lp, fmt.Errorf("decode NLRI: %w", err)
+	}
+	addr, err := netip.ParseAddr(nlri.Prefix)
+	if err != nil || nlri.PrefixLen > uint32(addr.BitLen()) || addr.Is4() != (f.GetAfi() == api.Family_AFI_IP) {
+		return lp, fmt.Errorf("NLRI %s/%d: not a prefix of family %s", nlri.Prefix, nlri.PrefixLen, f.GetAfi())
+	}
+	lp.prefix = netip.PrefixFrom(addr, int(nlri.PrefixLen)).Masked()
+	if lp.withdrawn || lp.local() {
+		return lp, nil
+	}
+	if lp.nexthop, err = pathNexthop(p.GetPattrs()); err != nil {
+		return lp, fmt.Errorf("route %s: %w", lp.prefix, err)
+	}
+	return lp, nil
+}
+
+// pathNexthop finds the next hop: NEXT_HOP for IPv4, MP_REACH_NLRI for IPv6
+// and for IPv4 over IPv6 (RFC 8950). Of a global and a link-local address
+// the global one is used, as it needs no interface.
+func pathNexthop(attrs []*anypb.Any) (netip.Addr, error) {
+	for _, a := range attrs {
+		var candidates []string
+		switch {
+		case a.MessageIs(&api.NextHopAttribute{}):
+			var nh api.NextHopAttribute
+			if err := a.UnmarshalTo(&nh); err != nil {
+				return netip.Addr{}, fmt.Errorf("decode NEXT_HOP: %w", err)
+			}
+			candidates = []string{nh.NextHop}
+		case a.MessageIs(&api.MpReachNLRIAttribute{}):
+			var mp api.MpReachNLRIAttribute
+			if err := a.UnmarshalTo(&mp); err != nil {
+				return netip.Addr{}, fmt.Errorf("decode MP_REACH_NLRI: %w", err)
+			}
+			candidates = mp.NextHops
+		default:
+			continue
+		}
+		var found netip.Addr
+		for _, c := range candidates {
+			addr, err := netip.ParseAddr(c)
+			if err != nil || addr.IsUnspecified() {
+				continue
+			}
+			if !found.IsValid() || (found.IsLinkLocalUnicast() && !addr.IsLinkLocalUnicast()) {
+				found = addr.Unmap()
+			}
+		}
+		if found.IsValid() {
+			return found, nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("no usable next hop in the path attributes")
+}
