@@ -1,0 +1,98 @@
+package bgp
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/testnet"
+)
+
+// TestGracefulRestartKeepsRoutes stops a speaker without Cease and starts a
+// new one with the same config and routes: FRR must keep the route in its
+// RIB and kernel throughout (polled every 100 ms). A clean stop afterwards
+// must withdraw it, which shows the poll can see a loss.
+func TestGracefulRestartKeepsRoutes(t *testing.T) {
+	ns, hostIf, peerIf := link(t, "gr")
+	testnet.Host.AddAddr(t, hostIf, "10.0.2.1/30")
+	ns.AddAddr(t, peerIf, "10.0.2.2/30")
+	frr := testnet.StartFRR(t, ns, frrLeaf(65002, "10.0.2.2", " neighbor 10.0.2.1 remote-as 64512"))
+	cfg := testConfig(numbered("10.0.2.2", 65002))
+	adverts := []route.Advert{advert("10.2.0.1/32")}
+
+	first := NewSpeaker(cfg, Options{Log: speakerLog(t)})
+	first.Set("ep", adverts)
+	if err := first.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	testnet.WaitFor(t, 30*time.Second, "10.2.0.1/32 in FRR's kernel", func() (bool, string) {
+		out := kernelRoute(ns, "10.2.0.1/32")
+		return strings.Contains(out, "via 10.0.2.1"), out
+	})
+
+	stopPoll := pollRoute(t, frr, ns, "10.2.0.1/32")
+	if err := first.Stop(context.Background(), true); err != nil {
+		t.Fatalf("graceful Stop: %v", err)
+	}
+	testnet.WaitFor(t, 10*time.Second, "FRR to see the session drop and mark the route stale", func() (bool, string) {
+		p := frrLookup(t, frr, "10.2.0.1/32")
+		return len(p.Paths) == 1 && p.Paths[0].Stale, frr.Vtysh(t, "show bgp ipv4 unicast 10.2.0.1/32")
+	})
+
+	second := NewSpeaker(cfg, Options{Log: speakerLog(t)})
+	second.Set("ep", adverts)
+	if err := second.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = second.Stop(context.Background(), false) })
+	waitEstablished(t, frr, "10.0.2.1")
+	testnet.WaitFor(t, 10*time.Second, "the route refreshed (not stale)", func() (bool, string) {
+		p := frrLookup(t, frr, "10.2.0.1/32")
+		return len(p.Paths) == 1 && !p.Paths[0].Stale, frr.Vtysh(t, "show bgp ipv4 unicast 10.2.0.1/32")
+	})
+	if misses := stopPoll(); len(misses) > 0 {
+		t.Fatalf("FRR lost the route during the graceful restart: %s", strings.Join(misses, "; "))
+	}
+
+	if err := second.Stop(context.Background(), false); err != nil {
+		t.Fatalf("clean Stop: %v", err)
+	}
+	waitGone(t, ns, "10.2.0.1/32")
+}
+
+// pollRoute checks FRR's RIB and kernel for prefix every 100 ms until the
+// returned stop is called, which reports every moment it was missing.
+func pollRoute(t *testing.T, frr *testnet.FRR, ns *testnet.NS, prefix string) (stop func() []string) {
+	done := make(chan struct{})
+	var mu sync.Mutex
+	var misses []string
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			rib, _ := frr.Try("show bgp ipv4 unicast " + prefix + " json")
+			kernel := kernelRoute(ns, prefix)
+			if !strings.Contains(rib, `"paths"`) || kernel == "" {
+				mu.Lock()
+				misses = append(misses, time.Now().Format("15:04:05.000")+" rib="+rib+" kernel="+kernel)
+				mu.Unlock()
+			}
+		}
+	}()
+	return func() []string {
+		close(done)
+		wg.Wait()
+		return misses
+	}
+}
