@@ -140,14 +140,14 @@ func TestCreateEndpointRejects(t *testing.T) {
 	}
 }
 
-func mustCreateNetwork(t *testing.T, e *testEnv, req *netapi.CreateNetworkRequest) {
+func mustCreateNetwork(t testing.TB, e *testEnv, req *netapi.CreateNetworkRequest) {
 	t.Helper()
 	if err := e.d.CreateNetwork(ctx, req); err != nil {
 		t.Fatalf("create network %s: %v", short(req.NetworkID), err)
 	}
 }
 
-func mustCreateEndpoint(t *testing.T, e *testEnv, req *netapi.CreateEndpointRequest) {
+func mustCreateEndpoint(t testing.TB, e *testEnv, req *netapi.CreateEndpointRequest) {
 	t.Helper()
 	resp, err := e.d.CreateEndpoint(ctx, req)
 	if err != nil {

@@ -32,7 +32,7 @@ const requireKernelEnv = "IPVLAN_BGP_REQUIRE_KERNEL"
 // second namespace standing in for a container, a state file and a driver
 // with a recording announcer.
 type testEnv struct {
-	t         *testing.T
+	t         testing.TB
 	host      netns.NsHandle
 	h         *netlink.Handle // in host
 	container netns.NsHandle
@@ -44,7 +44,7 @@ type testEnv struct {
 	d         *Driver
 }
 
-func newTestEnv(t *testing.T) *testEnv {
+func newTestEnv(t testing.TB) *testEnv {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create network namespaces")
@@ -65,7 +65,7 @@ func newTestEnv(t *testing.T) *testEnv {
 
 // newNetns makes a namespace without leaving this thread (or any other) in
 // it.
-func newNetns(t *testing.T) netns.NsHandle {
+func newNetns(t testing.TB) netns.NsHandle {
 	t.Helper()
 	runtime.LockOSThread()
 	orig, err := netns.Get()
@@ -89,7 +89,7 @@ func newNetns(t *testing.T) netns.NsHandle {
 	return ns
 }
 
-func handleIn(t *testing.T, ns netns.NsHandle) *netlink.Handle {
+func handleIn(t testing.TB, ns netns.NsHandle) *netlink.Handle {
 	t.Helper()
 	h, err := netlink.NewHandleAt(ns)
 	if err != nil {
@@ -288,7 +288,7 @@ func (r *recorder) prefixes(owner string) []string {
 }
 
 // waitFor waits until owner announces exactly want (nil: nothing).
-func (r *recorder) waitFor(t *testing.T, owner string, want ...string) {
+func (r *recorder) waitFor(t testing.TB, owner string, want ...string) {
 	t.Helper()
 	slices.Sort(want)
 	deadline := time.Now().Add(5 * time.Second)
@@ -300,16 +300,19 @@ func (r *recorder) waitFor(t *testing.T, owner string, want ...string) {
 	}
 }
 
-type testLogWriter struct{ t *testing.T }
+type testLogWriter struct{ t testing.TB }
 
 func (w testLogWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
 }
 
-func testLog(t *testing.T) *logrus.Entry {
+func testLog(t testing.TB) *logrus.Entry {
 	l := logrus.New()
 	l.SetOutput(testLogWriter{t})
 	l.SetLevel(logrus.DebugLevel)
+	if _, bench := t.(*testing.B); bench {
+		l.SetLevel(logrus.WarnLevel)
+	}
 	return logrus.NewEntry(l)
 }
