@@ -13,11 +13,8 @@ import (
 	ipamapi "github.com/docker/go-plugins-helpers/ipam"
 	"github.com/sirupsen/logrus"
 
-	"github.com/ipvlan-bgp/ipvlan-bgp/api"
 	"github.com/ipvlan-bgp/ipvlan-bgp/store"
 )
-
-var _ api.IPAMDriver = (*IPAM)(nil)
 
 // fixture is one IPAM on a real state file that a test can restart.
 type fixture struct {
