@@ -37,26 +37,27 @@ func (s *Speaker) addPeers(ctx, bg context.Context, restarting bool) {
 			go s.runUnnumbered(bg, n, restarting)
 			continue
 		}
-		if err := s.server.AddPeer(ctx, &api.AddPeerRequest{Peer: s.peerConfig(n, restarting)}); err != nil {
+		if err := s.server.AddPeer(ctx, &api.AddPeerRequest{Peer: s.peerConfig(n, n.Address.String(), restarting)}); err != nil {
 			s.recordErr(err, "add neighbour", logrus.Fields{"peer": n.String()})
 		}
 	}
 }
 
-// peerConfig turns a validated neighbour into GoBGP's form. Its peer
-// group's settings are already folded in, and the group is not named: GoBGP
-// would let the group's values override the neighbour's own.
-func (s *Speaker) peerConfig(n Neighbor, restarting bool) *api.Peer {
+// peerConfig turns a validated neighbour, at address, into GoBGP's form.
+// Its peer group's settings are already folded in, and the group is not
+// named: GoBGP would let the group's values override the neighbour's own.
+// An unnumbered neighbour's address is the link-local one found on its
+// interface (GoBGP's API refuses an interface without it).
+func (s *Speaker) peerConfig(n Neighbor, address string, restarting bool) *api.Peer {
 	p := s.peerCommon(n.PeerSettings, restarting)
 	p.Conf = &api.PeerConf{
+		NeighborAddress:   address,
 		NeighborInterface: n.Interface,
 		PeerAsn:           n.RemoteAS,
 		AuthPassword:      string(n.Password),
 		Description:       n.PeerGroup,
 	}
-	if n.Address.IsValid() {
-		p.Conf.NeighborAddress = n.Address.String()
-	} else {
+	if n.Interface != "" {
 		// With GoBGP's default local address every route on an unnumbered
 		// session carries next hop ::, which FRR rejects as martian; "::"
 		// makes it take the address from the socket (interop.md).

@@ -72,7 +72,7 @@ func (s *Speaker) syncUnnumbered(ctx context.Context, n Neighbor, current string
 			log.WithError(err).Warn("remove the previous link-local neighbour")
 		}
 	}
-	if err := s.server.AddPeer(ctx, &api.AddPeerRequest{Peer: s.peerConfig(n, restarting)}); err != nil {
+	if err := s.server.AddPeer(ctx, &api.AddPeerRequest{Peer: s.peerConfig(n, peer, restarting)}); err != nil {
 		s.recordErr(err, "add unnumbered neighbour", logrus.Fields{"peer": n.String(), "address": peer})
 		return ""
 	}
