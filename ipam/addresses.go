@@ -18,7 +18,8 @@ const (
 
 // RequestAddress allocates a container address (the one asked for, or the
 // next free one of the allocation range), or reserves an explicit --gateway.
-// The answer carries the pool's prefix length.
+// The answer carries the pool's prefix length. Options other than the
+// gateway marker are ignored: Docker fills them, not the user.
 func (a *IPAM) RequestAddress(ctx context.Context, req *ipamapi.RequestAddressRequest) (*ipamapi.RequestAddressResponse, error) {
 	isGateway := req.Options[optRequestAddressType] == labelGateway
 	field := fieldAddress
