@@ -276,7 +276,10 @@ func TestReconcile(t *testing.T) {
 	e.addLink(e.ipvlanOnEth0(childName(unjoined)))         // crash inside Join, before the store
 	e.addLink(e.ipvlanOnEth0(childPrefix + "0123456789a")) // an endpoint the store forgot
 	e.addLink(e.ipvlanOnEth0("keep0"))                     // someone else's
-	e.addLink(&netlink.Vlan{LinkAttrs: netlink.LinkAttrs{Name: "eth0.300", ParentIndex: e.link("eth0").Attrs().Index, Alias: ownerAlias}, VlanId: 300})
+	e.addLink(&netlink.Vlan{LinkAttrs: netlink.LinkAttrs{Name: "eth0.300", ParentIndex: e.link("eth0").Attrs().Index}, VlanId: 300})
+	if err := e.h.LinkSetAlias(e.link("eth0.300"), ownerAlias); err != nil { // a crash inside CreateNetwork
+		t.Fatal(err)
+	}
 	if err := e.h.LinkDel(e.link("eth0.100")); err != nil { // a reboot
 		t.Fatal(err)
 	}

@@ -183,7 +183,7 @@ func parentOf(networkID string, cfg networkConfig) (string, parentKind) {
 
 // createParent creates a VLAN or dummy parent, up and marked as the plugin's.
 func (l *links) createParent(name string, kind parentKind, cfg networkConfig) error {
-	attrs := netlink.LinkAttrs{Name: name, Alias: ownerAlias, Flags: net.FlagUp}
+	attrs := netlink.LinkAttrs{Name: name, Flags: net.FlagUp}
 	var link netlink.Link
 	switch kind {
 	case parentVLAN:
@@ -206,6 +206,12 @@ func (l *links) createParent(name string, kind parentKind, cfg networkConfig) er
 	}
 	if err := l.h.LinkAdd(link); err != nil {
 		return fmt.Errorf("create %s parent %s: %w", kind, name, err)
+	}
+	// The kernel ignores an alias given at creation. A crash before this
+	// line leaves an unmarked parent, which is then kept as the operator's.
+	if err := l.h.LinkSetAlias(link, ownerAlias); err != nil {
+		err = fmt.Errorf("mark parent %s as the plugin's: %w", name, err)
+		return errors.Join(err, l.remove(name))
 	}
 	return nil
 }
