@@ -1,0 +1,116 @@
+package bgp
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
+)
+
+// gobgpCLI builds the stock gobgp CLI of the embedded version once per
+// machine (it needs the module cache or the module proxy) and skips the test
+// when it cannot.
+func gobgpCLI(t *testing.T) string {
+	t.Helper()
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	dir := filepath.Join(cache, "ipvlan-bgp", "gobgp-cli-v3.37.0")
+	bin := filepath.Join(dir, "gobgp")
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	// The test's namespace has no network: the module cache, which building
+	// this package filled with GoBGP's sources, serves as the proxy.
+	cmd := exec.Command("go", "install", "github.com/osrg/gobgp/v3/cmd/gobgp@v3.37.0")
+	cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOPROXY=file://"+goModCache(t)+"/cache/download", "GOSUMDB=off")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Skipf("cannot build the gobgp CLI v3.37.0 (go install): %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestGobgpCLIOnAPISocket runs the stock gobgp CLI against the API socket:
+// it lists our neighbour and our announced path. The socket replaces a
+// stale one, is root-only, and goes away on Stop.
+func TestGobgpCLIOnAPISocket(t *testing.T) {
+	cli := gobgpCLI(t)
+	sock := filepath.Join(t.TempDir(), "gobgp.sock")
+	stale, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.SetUnlinkOnClose(false)
+	_ = stale.Close()
+
+	cfg := testConfig(numbered("10.0.9.2", 65009))
+	cfg.APISocket = sock
+	s := startSpeaker(t, cfg)
+	s.Set("ep", []route.Advert{advert("10.9.0.1/32", "65000:9")})
+
+	fi, err := os.Stat(sock)
+	if err != nil || fi.Mode().Perm() != 0o600 || fi.Mode()&os.ModeSocket == 0 {
+		t.Fatalf("API socket: %v, %v; want a socket with mode 0600", fi.Mode(), err)
+	}
+	gobgp := func(args ...string) string {
+		out, err := exec.Command(cli, append([]string{"--target", "unix://" + sock}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("gobgp %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	if out := gobgp("neighbor"); !strings.Contains(out, "10.0.9.2") || !strings.Contains(out, "65009") {
+		t.Errorf("gobgp neighbor does not list 10.0.9.2 (AS 65009):\n%s", out)
+	}
+	if out := gobgp("global", "rib", "-a", "ipv4"); !strings.Contains(out, "10.9.0.1/32") || !strings.Contains(out, "65000:9") {
+		t.Errorf("gobgp global rib does not show 10.9.0.1/32 with 65000:9:\n%s", out)
+	}
+	if err := s.Stop(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Errorf("API socket left behind after Stop: %v", err)
+	}
+}
+
+// TestStartErrorsKeepSetWorking: a Start failure (here the API socket path
+// holds a regular file) is returned, kept in Status, leaves the file alone,
+// and Set still returns at once.
+func TestStartErrorsKeepSetWorking(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "not-a-socket")
+	if err := os.WriteFile(path, []byte("keep me"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig()
+	cfg.APISocket = path
+	s := NewSpeaker(cfg, Options{Log: speakerLog(t)})
+	err := s.Start(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "BGP_API_SOCKET") || !strings.Contains(err.Error(), "is not a socket") {
+		t.Fatalf("Start error = %v, want it to name BGP_API_SOCKET and say the path is not a socket", err)
+	}
+	if data, _ := os.ReadFile(path); string(data) != "keep me" {
+		t.Errorf("Start clobbered the file at the API socket path")
+	}
+	s.Set("ep", []route.Advert{advert("10.10.0.1/32")})
+	st, serr := s.Status(context.Background())
+	if serr != nil || st.Running || !strings.Contains(st.LastError, "BGP_API_SOCKET") || len(st.Adverts["ep"]) != 1 {
+		t.Fatalf("Status = %+v, %v; want not running, the error kept, the advert recorded", st, serr)
+	}
+	if err := s.Stop(context.Background(), true); err != nil {
+		t.Errorf("Stop of a speaker that never started: %v", err)
+	}
+}
+
+func goModCache(t *testing.T) string {
+	out, err := exec.Command("go", "env", "GOMODCACHE").Output()
+	if err != nil {
+		t.Skipf("go env GOMODCACHE: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
