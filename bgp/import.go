@@ -277,12 +277,19 @@ func decodePath(p *api.Path) (learnedPath, error) {
 	if lp.nexthop, err = pathNexthop(p.GetPattrs()); err != nil {
 		return lp, fmt.Errorf("route %s: %w", lp.prefix, err)
 	}
+	if !lp.nexthop.IsValid() {
+		// BIRD on a link-local session sends "::" plus its link-local
+		// address, and GoBGP keeps only the "::": the next hop is then the
+		// peer that sent the route.
+		lp.nexthop = lp.peer.WithZone("")
+	}
 	return lp, nil
 }
 
 // pathNexthop finds the next hop: NEXT_HOP for IPv4, MP_REACH_NLRI for IPv6
 // and for IPv4 over IPv6 (RFC 8950). Of a global and a link-local address
-// the global one is used, as it needs no interface.
+// the global one is used, as it needs no interface. The zero Addr means the
+// path names none (or only "::").
 func pathNexthop(attrs []*anypb.Any) (netip.Addr, error) {
 	for _, a := range attrs {
 		var candidates []string
@@ -312,9 +319,7 @@ func pathNexthop(attrs []*anypb.Any) (netip.Addr, error) {
 				found = addr.Unmap()
 			}
 		}
-		if found.IsValid() {
-			return found, nil
-		}
+		return found, nil
 	}
-	return netip.Addr{}, fmt.Errorf("no usable next hop in the path attributes")
+	return netip.Addr{}, nil
 }
