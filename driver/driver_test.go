@@ -391,3 +391,29 @@ func TestExternalConnectivityIsANoOp(t *testing.T) {
 		t.Errorf("links changed from %v to %v", links, got)
 	}
 }
+
+// TestJoinOptions: communities given at Join (--driver-opt reaching Join)
+// take over from CreateEndpoint's; Docker's own sandbox keys are ignored
+// and bad values refused.
+func TestJoinOptions(t *testing.T) {
+	e := newTestEnv(t)
+	nw, ep := networkID(1), endpointID(1)
+	mustCreateNetwork(t, e, networkReq(nw, []*netapi.IPAMData{ipam("10.1.0.0/24", "")}, "parent", "eth0"))
+	req := endpointReq(nw, ep, "10.1.0.5/24", "")
+	req.Options = map[string]any{"communities": "65000:1"}
+	mustCreateEndpoint(t, e, req)
+	join := func(opts map[string]any) (endpointRecord, error) {
+		rec, _, err := e.d.joinTarget(&netapi.JoinRequest{NetworkID: nw, EndpointID: ep, Options: opts})
+		return rec, err
+	}
+	rec, err := join(map[string]any{"com.docker.network.portmap": []any{}, "com.docker.network.endpoint.exposedports": []any{}})
+	if err != nil || !slices.Equal(rec.Config.Communities, []string{"65000:1"}) {
+		t.Errorf("without join options: communities %v, %v", rec.Config.Communities, err)
+	}
+	rec, err = join(map[string]any{"communities": "65000:9", "large_communities": "1:2:3"})
+	if err != nil || !slices.Equal(rec.Config.Communities, []string{"65000:9"}) || !slices.Equal(rec.Config.LargeCommunities, []string{"1:2:3"}) {
+		t.Errorf("with join options: %+v, %v", rec.Config, err)
+	}
+	_, err = join(map[string]any{"communities": "65000"})
+	checkOptionError(t, err, "communities", "numbers")
+}

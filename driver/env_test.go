@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -21,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/testnet"
 	"github.com/ipvlan-bgp/ipvlan-bgp/store"
 )
 
@@ -46,9 +46,7 @@ type testEnv struct {
 
 func newTestEnv(t testing.TB) *testEnv {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces")
-	}
+	testnet.RequireRoot(t)
 	e := &testEnv{t: t, dbPath: filepath.Join(t.TempDir(), "state.db")}
 	e.host = newNetns(t)
 	e.h = handleIn(t, e.host)
@@ -63,28 +61,13 @@ func newTestEnv(t testing.TB) *testEnv {
 	return e
 }
 
-// newNetns makes a namespace without leaving this thread (or any other) in
-// it.
+// newNetns makes a namespace that is deleted when the test ends.
 func newNetns(t testing.TB) netns.NsHandle {
 	t.Helper()
-	runtime.LockOSThread()
-	orig, err := netns.Get()
+	ns, err := netns.GetFromName(testnet.NewNS(t, "drv").Name)
 	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatalf("get current netns: %v", err)
+		t.Fatalf("open netns: %v", err)
 	}
-	defer orig.Close()
-	ns, err := netns.New()
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatalf("new netns: %v", err)
-	}
-	if err := netns.Set(orig); err != nil {
-		// The thread stays locked and dies with this goroutine rather than
-		// serve others from the wrong namespace.
-		t.Fatalf("return to the original netns: %v", err)
-	}
-	runtime.UnlockOSThread()
 	t.Cleanup(func() { ns.Close() })
 	return ns
 }
