@@ -34,7 +34,7 @@ type Speaker struct {
 	kick chan struct{} // wakes the reconcile loop; capacity 1
 
 	reconcileMu    sync.Mutex
-	announced      map[netip.Prefix]announcedPath // what is in GoBGP; guarded by reconcileMu
+	announced      map[netip.Prefix]pathAttrs // what is in GoBGP; guarded by reconcileMu
 	announcedCount atomic.Int64
 
 	server *server.BgpServer
@@ -68,7 +68,7 @@ func NewSpeaker(cfg Config, opts Options) *Speaker {
 		log:       log,
 		owners:    make(map[string][]route.Advert),
 		kick:      make(chan struct{}, 1),
-		announced: make(map[netip.Prefix]announcedPath),
+		announced: make(map[netip.Prefix]pathAttrs),
 	}
 }
 
