@@ -34,10 +34,11 @@ const (
 
 // Server answers Docker's plugin protocol on one listener.
 type Server struct {
-	network NetworkDriver
-	ipam    IPAMDriver
-	log     *logrus.Entry
-	mux     *http.ServeMux
+	network  NetworkDriver
+	ipam     IPAMDriver
+	log      *logrus.Entry
+	mux      *http.ServeMux
+	observer Observer // nil: nobody listens
 
 	readyOnce sync.Once
 	ready     chan struct{}
@@ -118,10 +119,12 @@ type errorResponse struct {
 // answer, never a dead plugin.
 func handle[Req, Res any](s *Server, path string, gated bool, call func(context.Context, *Req) (*Res, error)) {
 	s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
-		log := s.log.WithField("call", path[1:])
+		name := path[1:]
+		log := s.log.WithField("call", name)
 		started := time.Now()
 		res, err := serveCall(s, r, gated, call)
 		took := time.Since(started)
+		s.observe(name, took, err)
 		if err != nil {
 			log.WithError(err).WithField("took", took).Warn("call failed")
 			writeJSON(w, http.StatusInternalServerError, errorResponse{Err: err.Error()})
