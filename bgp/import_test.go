@@ -29,13 +29,13 @@ const hostAS = 65000
 // speaker, wired by veth to leaf namespaces: leaf i is 192.0.2.(4i+2),
 // the host 192.0.2.(4i+1) on link "leafi".
 type importFabric struct {
-	t     *testing.T
+	t     testing.TB
 	s     *server.BgpServer
 	table *fib.Table
 	frr   []*testnet.FRR
 }
 
-func newImportFabric(t *testing.T) *importFabric {
+func newImportFabric(t testing.TB) *importFabric {
 	t.Helper()
 	testnet.RequireRoot(t)
 	s := server.NewBgpServer(server.LoggerOption(quietGoBGPLogger()))

@@ -156,6 +156,13 @@ func (t *Table) Routes() []Route {
 	return routes
 }
 
+// Len is the number of wanted routes: a cheap gauge, where Routes copies.
+func (t *Table) Len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.wanted)
+}
+
 // Run calls Sync every interval until ctx ends, so a route deleted by hand
 // comes back and one refused earlier is retried. Failures are logged.
 func (t *Table) Run(ctx context.Context, every time.Duration) {

@@ -20,7 +20,7 @@ var linkCounter atomic.Int64
 // newTestTable gives a test a fresh table in the test namespace and a veth
 // link named dev, addressed 10.N.0.1/24 and 2001:db8:N::1/64 so gateways
 // .2-.254 are on-link. The table is flushed when the test ends.
-func newTestTable(t *testing.T) (tbl *Table, dev string, subnet int) {
+func newTestTable(t testing.TB) (tbl *Table, dev string, subnet int) {
 	t.Helper()
 	testnet.RequireRoot(t)
 	n := int(linkCounter.Add(1))
