@@ -119,6 +119,7 @@ if [ ! -f "$out/status" ]; then
 	else
 		echo "lab: ERROR: the guest wrote no status (crashed?), qemu exit $qrc" >&2
 	fi
+	grep -m1 -E 'Kernel panic|BUG:|Oops|lab-initramfs:' "$out/console.log" >&2 || true
 	echo "lab: --- last lines of $out/console.log ---" >&2
 	tail -n 40 "$out/console.log" >&2 || true
 	[ -s "$out/qemu.log" ] && { echo "lab: --- qemu.log ---" >&2; tail -n 20 "$out/qemu.log" >&2; }

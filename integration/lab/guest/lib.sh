@@ -60,21 +60,52 @@ netns_add() {
 # sockets live under it and a unix socket path must fit in 108 bytes.
 _dk_sock() { echo "/run/$1/docker.sock"; }
 
-# launch_dockerd NAME NETNS [extra dockerd args...]: start without waiting.
-# ip netns exec gives the command a fresh /sys for the namespace, which hides the cgroup2
-# mount; dockerd needs it, so mount it again inside before exec'ing dockerd.
+# launch_dockerd NAME NETNS [extra dockerd args...]: start containerd and dockerd for host
+# NAME in namespace NETNS without waiting for them.
+#
+# containerd is started here rather than by dockerd: dockerd gives the containerd it spawns
+# itself only a short, fixed time (~15 s) to come up and then exits, which an emulated VM on
+# a busy machine does not always meet (seen: "timeout waiting for containerd to start"); our
+# containerd gets as long as it needs. Still one containerd per dockerd, with its own root,
+# state and socket.
+#
+# Both must run in the SAME mount namespace: `ip netns exec` also creates a new mount
+# namespace, and runc (under containerd) must see the overlay mounts dockerd makes for the
+# container's root filesystem (else: "exec: /bin/sh: no such file or directory"). So one
+# `ip netns exec` shell mounts cgroup2 again (ip netns exec gives a fresh /sys that hides it),
+# starts containerd, waits for it, then becomes dockerd.
 # LAB_DOCKERD_ARGS (word-split) is added to every dockerd; by default private ranges are
 # trusted as insecure registries so a start_registry on a namespace address just works.
 launch_dockerd() {
 	local name=$1 ns=$2
 	shift 2
 	netns_add "$ns"
-	mkdir -p "/run/$name" "/var/lib/lab/$name"
+	local ctrd="/run/$name/containerd"
+	mkdir -p "$ctrd" "/var/lib/lab/$name/containerd"
+	cat >"/run/$name/containerd.toml" <<EOF
+version = 2
+root = "/var/lib/lab/$name/containerd"
+state = "$ctrd"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "$ctrd/containerd.sock"
+EOF
 	local -a extra
 	read -r -a extra <<<"${LAB_DOCKERD_ARGS:---insecure-registry 10.0.0.0/8 --insecure-registry 172.16.0.0/12 --insecure-registry 192.168.0.0/16}"
 	# shellcheck disable=SC2016
-	ip netns exec "$ns" sh -c 'mount -t cgroup2 cgroup2 /sys/fs/cgroup && exec "$@"' sh \
-		dockerd \
+	ip netns exec "$ns" bash -c '
+		conf=$1 sock=$2 clog=$3
+		shift 3
+		mount -t cgroup2 cgroup2 /sys/fs/cgroup || exit 1
+		containerd --config "$conf" >"$clog" 2>&1 </dev/null &
+		for _ in $(seq 1500); do
+			ctr --address "$sock" version >/dev/null 2>&1 && exec dockerd "$@"
+			sleep 0.2
+		done
+		echo "containerd did not answer on $sock within 300 s"
+		exit 1' \
+		sh "/run/$name/containerd.toml" "$ctrd/containerd.sock" "$LAB_LOGS/containerd-$name.log" \
+		--containerd "$ctrd/containerd.sock" \
 		--data-root "/var/lib/lab/$name" \
 		--exec-root "/run/$name" \
 		--pidfile "/run/$name/dockerd.pid" \
@@ -87,8 +118,9 @@ launch_dockerd() {
 }
 
 wait_dockerd() {
-	local name=$1 timeout=${2:-90}
+	local name=$1 timeout=${2:-240}
 	if ! wait_for "dk $name version" "$timeout"; then
+		tail -n 20 "$LAB_LOGS/containerd-$name.log"
 		tail -n 30 "$LAB_LOGS/dockerd-$name.log"
 		fail "dockerd $name not ready after ${timeout}s"
 	fi
