@@ -26,7 +26,7 @@ type benchFabric struct {
 	ns      *testnet.NS
 	speaker *Speaker
 	raw     *server.BgpServer
-	frr     *testnet.FRR // nil when the peer is BIRD
+	frr     *testnet.FRR             // nil when the peer is BIRD
 	routes  chan netlink.RouteUpdate // the peer kernel's route changes
 }
 

@@ -71,6 +71,11 @@ type PeerSettings struct {
 	MultihopTTL uint8  // 0: the peer is directly connected
 	HoldTime    time.Duration
 	Keepalive   time.Duration
+	// Families the session carries; nil means the session's own: IPv4 or
+	// IPv6 by the neighbour's address, both for unnumbered neighbours.
+	// GoBGP v3.37.0 sends IPv6 routes over an IPv4 session with an
+	// IPv4-mapped next hop (::ffff:a.b.c.d) no peer can install, so "both"
+	// is only the default where it works.
 	Families    []Family
 	MaxPrefixes uint32 // 0: no limit
 }

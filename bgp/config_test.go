@@ -131,8 +131,7 @@ func TestLoadConfigFileMerge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defaults := PeerSettings{HoldTime: 90 * time.Second, Keepalive: 30 * time.Second,
-		Families: []Family{IPv4Unicast, IPv6Unicast}, MaxPrefixes: 50}
+	defaults := PeerSettings{HoldTime: 90 * time.Second, Keepalive: 30 * time.Second, MaxPrefixes: 50}
 	group := defaults
 	group.HoldTime, group.Keepalive, group.Password = 30*time.Second, 10*time.Second, "grp"
 	first := group

@@ -41,8 +41,9 @@ const (
 	EnvKeepalive = "BGP_KEEPALIVE"
 	// EnvMultihopTTL is the eBGP multihop TTL, 0..255. Default 0 (direct).
 	EnvMultihopTTL = "BGP_MULTIHOP_TTL"
-	// EnvFamilies lists the families each session carries. Default
-	// "ipv4-unicast,ipv6-unicast".
+	// EnvFamilies lists the families each session carries
+	// ("ipv4-unicast,ipv6-unicast"). Default: the session's own family,
+	// both on unnumbered sessions (see PeerSettings.Families).
 	EnvFamilies = "BGP_FAMILIES"
 	// EnvMaxPrefixes caps the prefixes accepted per neighbour. Default 0
 	// (no limit).

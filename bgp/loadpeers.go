@@ -43,7 +43,6 @@ func (l loader) peerDefaults(localAS uint32) (PeerSettings, error) {
 	builtin := PeerSettings{
 		HoldTime:  defaultHoldTime,
 		Keepalive: defaultHoldTime / 3,
-		Families:  []Family{IPv4Unicast, IPv6Unicast},
 	}
 	opt := func(env string) Opt {
 		if v := l.getenv(env); v != "" {

@@ -2,6 +2,7 @@ package bgp
 
 import (
 	"context"
+	"slices"
 
 	api "github.com/osrg/gobgp/v3/api"
 	"github.com/sirupsen/logrus"
@@ -19,7 +20,7 @@ const connectRetry = 5
 func (s *Speaker) addPeers(ctx, bg context.Context, restarting bool) {
 	for _, g := range s.cfg.PeerGroups {
 		pg := &api.PeerGroup{Conf: &api.PeerGroupConf{PeerGroupName: g.Name, PeerAsn: g.RemoteAS, AuthPassword: string(g.Password)}}
-		common := s.peerCommon(g.PeerSettings, restarting)
+		common := s.peerCommon(g.PeerSettings, s.groupFamilies(g), restarting)
 		pg.Timers, pg.EbgpMultihop, pg.GracefulRestart, pg.AfiSafis = common.Timers, common.EbgpMultihop, common.GracefulRestart, common.AfiSafis
 		if err := s.server.AddPeerGroup(ctx, &api.AddPeerGroupRequest{PeerGroup: pg}); err != nil {
 			s.recordErr(err, "add peer group", logrus.Fields{"peer_group": g.Name})
@@ -49,7 +50,7 @@ func (s *Speaker) addPeers(ctx, bg context.Context, restarting bool) {
 // An unnumbered neighbour's address is the link-local one found on its
 // interface (GoBGP's API refuses an interface without it).
 func (s *Speaker) peerConfig(n Neighbor, address string, restarting bool) *api.Peer {
-	p := s.peerCommon(n.PeerSettings, restarting)
+	p := s.peerCommon(n.PeerSettings, neighborFamilies(n), restarting)
 	p.Conf = &api.PeerConf{
 		NeighborAddress:   address,
 		NeighborInterface: n.Interface,
@@ -67,7 +68,7 @@ func (s *Speaker) peerConfig(n Neighbor, address string, restarting bool) *api.P
 }
 
 // peerCommon holds what neighbours and peer groups share.
-func (s *Speaker) peerCommon(ps PeerSettings, restarting bool) *api.Peer {
+func (s *Speaker) peerCommon(ps PeerSettings, families []Family, restarting bool) *api.Peer {
 	p := &api.Peer{
 		Timers: &api.Timers{Config: &api.TimersConfig{
 			HoldTime:          uint64(ps.HoldTime.Seconds()),
@@ -89,7 +90,7 @@ func (s *Speaker) peerCommon(ps PeerSettings, restarting bool) *api.Peer {
 			DeferralTime:    uint32(gr.RestartTime.Seconds()),
 		}
 	}
-	for _, f := range ps.Families {
+	for _, f := range families {
 		p.AfiSafis = append(p.AfiSafis, &api.AfiSafi{
 			Config:            &api.AfiSafiConfig{Family: apiFamily(f), Enabled: true},
 			MpGracefulRestart: &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: gr.Enabled}},
@@ -104,4 +105,39 @@ func apiFamily(f Family) *api.Family {
 		return &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}
 	}
 	return &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
+}
+
+// neighborFamilies resolves a neighbour's families (PeerSettings.Families).
+func neighborFamilies(n Neighbor) []Family {
+	switch {
+	case n.Families != nil:
+		return n.Families
+	case n.Interface != "":
+		return []Family{IPv4Unicast, IPv6Unicast}
+	case n.Address.Is4():
+		return []Family{IPv4Unicast}
+	}
+	return []Family{IPv6Unicast}
+}
+
+// groupFamilies resolves a peer group's families from the dynamic
+// neighbour ranges that use it, as neighborFamilies does from an address.
+func (s *Speaker) groupFamilies(g PeerGroup) []Family {
+	if g.Families != nil {
+		return g.Families
+	}
+	var out []Family
+	for _, d := range s.cfg.DynamicNeighbors {
+		f := IPv6Unicast
+		if d.Prefix.Addr().Is4() {
+			f = IPv4Unicast
+		}
+		if d.PeerGroup == g.Name && !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	if len(out) == 0 {
+		return []Family{IPv4Unicast, IPv6Unicast}
+	}
+	return out
 }

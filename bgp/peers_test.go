@@ -123,3 +123,69 @@ protocol bgp host {
 		return strings.Contains(out, "10.0.8.1"), out
 	})
 }
+
+// TestAnnounceIPv6ToFRR: an IPv6 prefix over a numbered IPv6 session lands
+// in FRR's kernel via our global address on the link.
+func TestAnnounceIPv6ToFRR(t *testing.T) {
+	ns, hostIf, peerIf := link(t, "v6")
+	testnet.Host.AddAddr(t, hostIf, "fd00:11::1/64")
+	ns.AddAddr(t, peerIf, "fd00:11::2/64")
+	frr := testnet.StartFRR(t, ns, frrLeaf(65011, "10.0.11.2", ` neighbor fd00:11::1 remote-as 64512
+ address-family ipv6 unicast
+  neighbor fd00:11::1 activate
+ exit-address-family`))
+	n := numbered("fd00:11::2", 65011)
+	n.Families = nil // the session's own family
+	s := startSpeaker(t, testConfig(n))
+	waitEstablished(t, frr, "fd00:11::1")
+	s.Set("ep", []route.Advert{advert("fd00:99::1/128", "65000:11")})
+	testnet.WaitFor(t, 10*time.Second, "fd00:99::1/128 in FRR's kernel", func() (bool, string) {
+		out := kernelRoute(ns, "fd00:99::1/128")
+		return strings.Contains(out, "via fd00:11::1"), out
+	})
+	if p := frrLookup(t, frr, "fd00:99::1/128"); len(p.Paths) != 1 || p.Paths[0].Community.String != "65000:11" {
+		t.Fatalf("FRR's path = %+v, want one with community 65000:11", p)
+	}
+}
+
+func TestPeerConfig(t *testing.T) {
+	s := NewSpeaker(testConfig(), Options{})
+	v4 := numbered("10.0.0.1", 65001)
+	v4.Families, v4.Password, v4.MultihopTTL, v4.MaxPrefixes = nil, "pw", 2, 100
+	v6 := numbered("fd00::1", 65001)
+	v6.Families = nil
+	iface := Neighbor{Interface: "lo", PeerSettings: PeerSettings{HoldTime: 9 * time.Second, Keepalive: 3 * time.Second}}
+	tests := []struct {
+		n       Neighbor
+		address string
+		want    []string // families, in order
+	}{
+		{v4, "10.0.0.1", []string{"AFI_IP"}},
+		{v6, "fd00::1", []string{"AFI_IP6"}},
+		{iface, "fe80::1%lo", []string{"AFI_IP", "AFI_IP6"}},
+		{numbered("10.0.0.2", 1), "10.0.0.2", []string{"AFI_IP", "AFI_IP6"}},
+	}
+	for _, tt := range tests {
+		p := s.peerConfig(tt.n, tt.address, true)
+		var got []string
+		for _, af := range p.AfiSafis {
+			got = append(got, af.Config.Family.Afi.String())
+			if !af.MpGracefulRestart.Config.Enabled || af.PrefixLimits.MaxPrefixes != tt.n.MaxPrefixes {
+				t.Errorf("%s: family %v lacks graceful restart or max-prefix %d", tt.n, af.Config.Family, tt.n.MaxPrefixes)
+			}
+		}
+		if strings.Join(got, ",") != strings.Join(tt.want, ",") {
+			t.Errorf("%s: families %v, want %v", tt.n, got, tt.want)
+		}
+		if p.Conf.NeighborAddress != tt.address || p.Conf.AuthPassword != string(tt.n.Password) ||
+			!p.GracefulRestart.Enabled || !p.GracefulRestart.LocalRestarting || p.Timers.Config.HoldTime != uint64(tt.n.HoldTime.Seconds()) {
+			t.Errorf("%s: peer config %+v", tt.n, p)
+		}
+		if (tt.n.Interface != "") != (p.Transport.GetLocalAddress() == "::") {
+			t.Errorf("%s: transport local address %q; want :: exactly for unnumbered", tt.n, p.Transport.GetLocalAddress())
+		}
+		if p.EbgpMultihop.GetMultihopTtl() != uint32(tt.n.MultihopTTL) || p.EbgpMultihop.GetEnabled() != (tt.n.MultihopTTL > 0) {
+			t.Errorf("%s: multihop %+v", tt.n, p.EbgpMultihop)
+		}
+	}
+}
