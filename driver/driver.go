@@ -23,6 +23,7 @@ import (
 	netapi "github.com/docker/go-plugins-helpers/network"
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 
 	"github.com/ipvlan-bgp/ipvlan-bgp/api"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
@@ -38,7 +39,15 @@ type Config struct {
 	// Netlink is nil for the current namespace; tests pass a handle in a
 	// test namespace.
 	Netlink *netlink.Handle
-	Log     *logrus.Entry
+	// Netns is the namespace Netlink works in, for the requests a
+	// netlink.Handle cannot make (counters of links in containers); zero
+	// or netns.None() is the current namespace.
+	Netns netns.NsHandle
+	Log   *logrus.Entry
+	// RouteBudget caps the routes this host announces; 0 is no cap.
+	RouteBudget int
+	// BudgetFallback is what happens past the cap; empty means refuse.
+	BudgetFallback BudgetFallback
 }
 
 // LocalRanges is implemented by the IPAM driver: the block this host
@@ -56,6 +65,8 @@ type Driver struct {
 	log      *logrus.Entry
 	state    *state
 	announce *announcements
+	budget   *budget
+	traffic  *traffic
 
 	// changes serialises the calls that change state, so that a check
 	// (overlapping subnets, the parent's mode) and the change it guards
@@ -79,6 +90,16 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.Announcer == nil {
 		return nil, errors.New("network driver: no announcer")
 	}
+	if cfg.RouteBudget < 0 {
+		return nil, fmt.Errorf("network driver: route budget %d: want 0 (no cap) or more", cfg.RouteBudget)
+	}
+	switch cfg.BudgetFallback {
+	case "":
+		cfg.BudgetFallback = FallbackRefuse
+	case FallbackRefuse, FallbackSubnet:
+	default:
+		return nil, fmt.Errorf("network driver: route budget fallback %q: want %s or %s", cfg.BudgetFallback, FallbackRefuse, FallbackSubnet)
+	}
 	log := cfg.Log
 	if log == nil {
 		log = logrus.NewEntry(logrus.StandardLogger())
@@ -90,6 +111,8 @@ func New(cfg Config) (*Driver, error) {
 		log:      log.WithField("component", "network-driver"),
 		state:    newState(),
 		announce: newAnnouncements(cfg.Announcer),
+		budget:   &budget{limit: cfg.RouteBudget, fallback: cfg.BudgetFallback},
+		traffic:  newTraffic(cfg.Netns),
 		done:     make(chan struct{}),
 	}
 	if err := d.state.load(cfg.Store); err != nil {

@@ -28,11 +28,18 @@ func (d *Driver) CreateEndpoint(ctx context.Context, req *netapi.CreateEndpointR
 	if err != nil {
 		return nil, err
 	}
+	network, _ := d.state.network(rec.NetworkID)
+	if err := d.checkBudget(&rec, network); err != nil {
+		return nil, err
+	}
 	if err := d.db.Update(func(tx *store.Tx) error { return tx.Put(bucketEndpoints, rec.ID, rec) }); err != nil {
 		return nil, fmt.Errorf("create endpoint %s: %w", short(rec.ID), err)
 	}
 	d.state.putEndpoint(rec)
-	d.log.WithFields(logrus.Fields{"network": rec.NetworkID, "endpoint": rec.ID, "addresses": rec.Addresses}).Info("endpoint created")
+	if rec.Fallback {
+		d.announceNetwork(network)
+	}
+	d.log.WithFields(logrus.Fields{"network": rec.NetworkID, "endpoint": rec.ID, "addresses": rec.Addresses, "budget_fallback": rec.Fallback}).Info("endpoint created")
 	// The addresses came from Docker: answering with any would make Docker
 	// roll the endpoint back.
 	return &netapi.CreateEndpointResponse{Interface: &netapi.EndpointInterface{}}, nil
@@ -131,6 +138,10 @@ func (d *Driver) DeleteEndpoint(ctx context.Context, req *netapi.DeleteEndpointR
 		return fmt.Errorf("delete endpoint %s: %w", short(rec.ID), err)
 	}
 	d.state.removeEndpoint(rec.ID)
+	d.traffic.forget(rec.ID)
+	if network, ok := d.state.network(rec.NetworkID); ok && rec.Fallback {
+		d.announceNetwork(network)
+	}
 	d.log.WithFields(logrus.Fields{"network": rec.NetworkID, "endpoint": rec.ID}).Info("endpoint deleted")
 	return nil
 }
@@ -145,22 +156,21 @@ func (d *Driver) EndpointInfo(ctx context.Context, req *netapi.InfoRequest) (*ne
 	if !ok {
 		return nil, fmt.Errorf("ipvlan-bgp: endpoint %s not found", short(req.EndpointID))
 	}
+	view := d.endpointView(rec)
 	network, _ := d.state.network(rec.NetworkID)
-	owner := rec.ID
-	if network.Config.Announce == announceSubnet {
-		owner = network.ID
-	}
-	addresses := make([]string, len(rec.Addresses))
-	for i, a := range rec.Addresses {
+	addresses := make([]string, len(view.Addresses))
+	for i, a := range view.Addresses {
 		addresses[i] = a.String()
 	}
 	return &netapi.InfoResponse{Value: map[string]string{
 		"addresses": strings.Join(addresses, ","),
-		"interface": childName(rec.ID),
+		"interface": view.Interface,
 		"parent":    network.Parent,
-		"joined":    strconv.FormatBool(rec.Joined),
+		"joined":    strconv.FormatBool(view.Joined),
 		"announce":  string(network.Config.Announce),
-		"announced": describeAdverts(d.announce.announced(owner)),
+		"announced": describeAdverts(view.Announced),
+		// true: past the route budget, reached through the subnet.
+		"budget_fallback": strconv.FormatBool(view.Fallback),
 	}}, nil
 }
 

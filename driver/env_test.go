@@ -41,7 +41,9 @@ type testEnv struct {
 	db        *store.DB
 	ann       *recorder
 	ranges    LocalRanges
-	d         *Driver
+	// tune, when set, changes the driver's Config before each start.
+	tune func(*Config)
+	d    *Driver
 }
 
 func newTestEnv(t testing.TB) *testEnv {
@@ -91,7 +93,11 @@ func (e *testEnv) start() {
 		e.t.Fatalf("open store: %v", err)
 	}
 	e.db, e.ann = db, newRecorder()
-	e.d, err = New(Config{Store: db, Announcer: e.ann, Ranges: e.ranges, Netlink: e.h, Log: testLog(e.t)})
+	cfg := Config{Store: db, Announcer: e.ann, Ranges: e.ranges, Netlink: e.h, Netns: e.host, Log: testLog(e.t)}
+	if e.tune != nil {
+		e.tune(&cfg)
+	}
+	e.d, err = New(cfg)
 	if err != nil {
 		e.t.Fatalf("New: %v", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"path"
 	"slices"
 	"time"
 
@@ -58,10 +59,11 @@ func (d *Driver) Join(ctx context.Context, req *netapi.JoinRequest) (*netapi.Joi
 	if err := d.links.remove(name); err != nil {
 		return nil, fmt.Errorf("join endpoint %s: %w", short(ep.ID), err)
 	}
-	if err := d.links.createChild(name, network.Parent, network.Config); err != nil {
+	ifindex, err := d.links.createChild(name, network.Parent, network.Config)
+	if err != nil {
 		return nil, fmt.Errorf("join endpoint %s: %w", short(ep.ID), err)
 	}
-	ep.Joined = true
+	ep.Joined, ep.Ifindex, ep.Sandbox = true, ifindex, sandboxName(req.SandboxKey)
 	if err := d.db.Update(func(tx *store.Tx) error { return tx.Put(bucketEndpoints, ep.ID, ep) }); err != nil {
 		d.undo("delete link", d.links.remove(name), logrus.Fields{"endpoint": ep.ID, "link": name})
 		return nil, fmt.Errorf("join endpoint %s: %w", short(ep.ID), err)
@@ -73,6 +75,14 @@ func (d *Driver) Join(ctx context.Context, req *netapi.JoinRequest) (*netapi.Joi
 	d.announceWhenMoved(ep, network)
 	d.log.WithFields(logrus.Fields{"network": network.ID, "endpoint": ep.ID, "link": name, "parent": network.Parent}).Info("endpoint joined")
 	return joinResponse(ep, network), nil
+}
+
+// sandboxName is the last element of Docker's SandboxKey, "" if none came.
+func sandboxName(key string) string {
+	if key == "" {
+		return ""
+	}
+	return path.Base(key)
 }
 
 // joinTarget finds the endpoint and its network, with communities given at
@@ -153,7 +163,7 @@ func defaultRoute(addr netip.Addr) string {
 // hostAdverts is what an announce=host endpoint announces: its addresses as
 // host routes, with the network's communities and its own.
 func hostAdverts(ep endpointRecord, network networkRecord) []route.Advert {
-	if network.Config.Announce != announceHost {
+	if network.Config.Announce != announceHost || ep.Fallback {
 		return nil
 	}
 	communities := union(network.Config.Communities, ep.Config.Communities)

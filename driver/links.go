@@ -112,14 +112,15 @@ func (l *links) mtu(name string) (int, error) {
 	return link.Attrs().MTU, nil
 }
 
-// createChild creates an endpoint's ipvlan link on parent.
-func (l *links) createChild(name, parent string, cfg networkConfig) error {
+// createChild creates an endpoint's ipvlan link on parent and returns its
+// index.
+func (l *links) createChild(name, parent string, cfg networkConfig) (int, error) {
 	p, err := l.lookup(parent)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if p == nil {
-		return fmt.Errorf("create ipvlan link %s: parent %s not found", name, parent)
+		return 0, fmt.Errorf("create ipvlan link %s: parent %s not found", name, parent)
 	}
 	link := &netlink.IPVlan{
 		LinkAttrs: netlink.LinkAttrs{Name: name, ParentIndex: p.Attrs().Index, MTU: cfg.MTU},
@@ -127,9 +128,10 @@ func (l *links) createChild(name, parent string, cfg networkConfig) error {
 		Flag:      kernelFlags[cfg.Flag],
 	}
 	if err := l.h.LinkAdd(link); err != nil {
-		return fmt.Errorf("create ipvlan link %s on %s: %w", name, parent, err)
+		return 0, fmt.Errorf("create ipvlan link %s on %s: %w", name, parent, err)
 	}
-	return nil
+	// LinkAdd looks the new link up by name to fill in its index.
+	return link.Attrs().Index, nil
 }
 
 // remove deletes the link called name; a link that is not there (deleted, or

@@ -201,11 +201,17 @@ func (d *Driver) parentInUse(parent string) bool {
 	return false
 }
 
-// announceNetwork announces an announce=subnet network's pools: on a host
-// whose IPAM driver hands out a block inside a pool, only that block, so
-// that hosts sharing a network do not all claim the whole subnet.
+// announceNetwork announces the pools of a network that announces its
+// subnet (announce=subnet, or an endpoint past the route budget), and
+// withdraws them once it no longer does: on a host whose IPAM driver hands
+// out a block inside a pool, only that block, so that hosts sharing a
+// network do not all claim the whole subnet.
 func (d *Driver) announceNetwork(rec networkRecord) {
-	if rec.Config.Announce != announceSubnet {
+	if !d.announcesSubnet(rec) {
+		if len(d.announce.announced(rec.ID)) > 0 {
+			d.announce.set(rec.ID, nil)
+			d.log.WithField("network", rec.ID).Info("network subnet withdrawn: no endpoint falls back to it")
+		}
 		return
 	}
 	adverts := make([]route.Advert, 0, len(rec.Pools))

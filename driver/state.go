@@ -47,6 +47,18 @@ type endpointRecord struct {
 	// Joined is set once Join has created the link; the link is then either
 	// in the host namespace (Docker has not moved it yet) or in a container.
 	Joined bool `json:"joined,omitempty"`
+	// Fallback marks an endpoint past the route budget whose network
+	// announces its subnet instead of the endpoint's host routes.
+	Fallback bool `json:"fallback,omitempty"`
+	// Ifindex is the link's index when Join created it; the kernel keeps
+	// it when Docker moves the link, which is how its counters are found
+	// in the container (traffic.go).
+	Ifindex int `json:"ifindex,omitempty"`
+	// Sandbox is the base name of Docker's SandboxKey
+	// (/var/run/docker/netns/NAME), what `docker inspect` shows as
+	// .NetworkSettings.SandboxKey: the only trace of the container Docker
+	// gives a network driver.
+	Sandbox string `json:"sandbox,omitempty"`
 }
 
 // state is the in-memory copy of the store. Accessors lock and hand out
