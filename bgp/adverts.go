@@ -42,14 +42,32 @@ func (s *Speaker) exportAllowed(p netip.Prefix) bool {
 	return false
 }
 
-// logRefused warns once per Set about adverts the export allow list stops.
-func (s *Speaker) logRefused(owner string, adverts []route.Advert) {
+// acceptable drops, with a log line, the adverts GoBGP could not carry
+// (malformed communities), so one bad advert never stalls the others, and
+// warns about those the export allow list stops (kept: Owns still counts
+// them as ours).
+func (s *Speaker) acceptable(owner string, adverts []route.Advert) []route.Advert {
+	var out []route.Advert
 	for _, a := range adverts {
-		if !s.exportAllowed(a.Prefix) {
-			s.log.WithFields(logrus.Fields{"owner": owner, "prefix": a.Prefix, "setting": EnvExportAllow}).
-				Warn("not announcing prefix: outside the export allow list")
+		log := s.log.WithFields(logrus.Fields{"owner": owner, "prefix": a.Prefix})
+		if err := checkAdvert(a); err != nil {
+			log.WithError(err).Error("not announcing a malformed advert")
+			continue
 		}
+		if !s.exportAllowed(a.Prefix) {
+			log.WithField("setting", EnvExportAllow).Warn("not announcing prefix: outside the export allow list")
+		}
+		out = append(out, a)
 	}
+	return out
+}
+
+func checkAdvert(a route.Advert) error {
+	if !a.Prefix.IsValid() || a.Prefix != a.Prefix.Masked() {
+		return fmt.Errorf("prefix %s is not a network prefix", a.Prefix)
+	}
+	_, err := buildPath(a.Prefix, pathAttrs{a.Communities, a.LargeCommunities})
+	return err
 }
 
 // wantedPaths merges every owner's adverts into one path per prefix, so two

@@ -37,8 +37,9 @@ func gobgpCLI(t *testing.T) string {
 }
 
 // TestGobgpCLIOnAPISocket runs the stock gobgp CLI against the API socket:
-// it lists our neighbour and our announced path. The socket replaces a
-// stale one, is root-only, and goes away on Stop.
+// it lists our neighbour and our announced path, over the socket and over
+// BGP_API_TCP. The socket replaces a stale one, is root-only, and goes away
+// on Stop.
 func TestGobgpCLIOnAPISocket(t *testing.T) {
 	cli := gobgpCLI(t)
 	sock := filepath.Join(t.TempDir(), "gobgp.sock")
@@ -51,6 +52,7 @@ func TestGobgpCLIOnAPISocket(t *testing.T) {
 
 	cfg := testConfig(numbered("10.0.9.2", 65009))
 	cfg.APISocket = sock
+	cfg.APITCP = "127.0.0.1:50051" // inside the test's own namespace
 	s := startSpeaker(t, cfg)
 	s.Set("ep", []route.Advert{advert("10.9.0.1/32", "65000:9")})
 
@@ -58,17 +60,20 @@ func TestGobgpCLIOnAPISocket(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o600 || fi.Mode()&os.ModeSocket == 0 {
 		t.Fatalf("API socket: %v, %v; want a socket with mode 0600", fi.Mode(), err)
 	}
-	gobgp := func(args ...string) string {
-		out, err := exec.Command(cli, append([]string{"--target", "unix://" + sock}, args...)...).CombinedOutput()
+	overUnix, overTCP := []string{"--target", "unix://" + sock}, []string{"-u", "127.0.0.1", "-p", "50051"}
+	gobgp := func(target []string, args ...string) string {
+		out, err := exec.Command(cli, append(target, args...)...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("gobgp %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 		return string(out)
 	}
-	if out := gobgp("neighbor"); !strings.Contains(out, "10.0.9.2") || !strings.Contains(out, "65009") {
-		t.Errorf("gobgp neighbor does not list 10.0.9.2 (AS 65009):\n%s", out)
+	for _, target := range [][]string{overUnix, overTCP} {
+		if out := gobgp(target, "neighbor"); !strings.Contains(out, "10.0.9.2") || !strings.Contains(out, "65009") {
+			t.Errorf("gobgp %v neighbor does not list 10.0.9.2 (AS 65009):\n%s", target, out)
+		}
 	}
-	if out := gobgp("global", "rib", "-a", "ipv4"); !strings.Contains(out, "10.9.0.1/32") || !strings.Contains(out, "65000:9") {
+	if out := gobgp(overUnix, "global", "rib", "-a", "ipv4"); !strings.Contains(out, "10.9.0.1/32") || !strings.Contains(out, "65000:9") {
 		t.Errorf("gobgp global rib does not show 10.9.0.1/32 with 65000:9:\n%s", out)
 	}
 	if err := s.Stop(context.Background(), false); err != nil {

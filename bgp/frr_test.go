@@ -3,6 +3,7 @@ package bgp
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -67,4 +68,25 @@ func waitCommunities(t *testing.T, f *testnet.FRR, prefix, want string) {
 		p := frrLookup(t, f, prefix)
 		return len(p.Paths) == 1 && p.Paths[0].Community.String == want, fmt.Sprintf("%+v", p)
 	})
+}
+
+// TestSetDropsMalformedAdverts: an advert GoBGP cannot carry is dropped at
+// Set (logged), and never stalls the good ones.
+func TestSetDropsMalformedAdverts(t *testing.T) {
+	s := NewSpeaker(testConfig(), Options{Log: speakerLog(t)})
+	good := advert("10.12.0.1/32", "65000:1")
+	s.Set("ep", []route.Advert{
+		good,
+		{Prefix: netip.MustParsePrefix("10.12.0.1/24")},
+		{Prefix: netip.MustParsePrefix("10.12.0.2/32"), Communities: []string{"65536:1"}},
+		{Prefix: netip.MustParsePrefix("10.12.0.3/32"), LargeCommunities: []string{"1:2"}},
+		{},
+	})
+	st, err := s.Status(context.Background())
+	if err != nil || len(st.Adverts["ep"]) != 1 || st.Adverts["ep"][0].Prefix != good.Prefix {
+		t.Fatalf("Status adverts = %+v, %v; want only %s", st.Adverts, err, good.Prefix)
+	}
+	if !s.Owns(good.Prefix) || s.Owns(netip.MustParsePrefix("10.12.0.2/32")) {
+		t.Errorf("Owns disagrees with the accepted adverts")
+	}
 }

@@ -96,3 +96,29 @@ func pollRoute(t *testing.T, frr *testnet.FRR, ns *testnet.NS, prefix string) (s
 		return misses
 	}
 }
+
+// TestStartAgainAfterStop: the same Speaker stopped cleanly and started
+// again re-announces what it holds (its record of GoBGP's RIB starts over).
+func TestStartAgainAfterStop(t *testing.T) {
+	ns, hostIf, peerIf := link(t, "again")
+	testnet.Host.AddAddr(t, hostIf, "10.0.13.1/30")
+	ns.AddAddr(t, peerIf, "10.0.13.2/30")
+	testnet.StartFRR(t, ns, frrLeaf(65013, "10.0.13.2", " neighbor 10.0.13.1 remote-as 64512"))
+	s := startSpeaker(t, testConfig(numbered("10.0.13.2", 65013)))
+	s.Set("ep", []route.Advert{advert("10.13.0.1/32")})
+	waitVia := func() {
+		testnet.WaitFor(t, 30*time.Second, "10.13.0.1/32 in FRR's kernel", func() (bool, string) {
+			out := kernelRoute(ns, "10.13.0.1/32")
+			return strings.Contains(out, "via 10.0.13.1"), out
+		})
+	}
+	waitVia()
+	if err := s.Stop(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, ns, "10.13.0.1/32")
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitVia()
+}

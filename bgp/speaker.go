@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,14 +74,14 @@ func NewSpeaker(cfg Config, opts Options) *Speaker {
 // Set replaces everything owner wants announced; an empty list withdraws
 // it. It never blocks: the reconcile loop applies the change.
 func (s *Speaker) Set(owner string, adverts []route.Advert) {
+	adverts = s.acceptable(owner, adverts)
 	s.mu.Lock()
 	if len(adverts) == 0 {
 		delete(s.owners, owner)
 	} else {
-		s.owners[owner] = slices.Clone(adverts)
+		s.owners[owner] = adverts
 	}
 	s.mu.Unlock()
-	s.logRefused(owner, adverts)
 	s.wake()
 }
 

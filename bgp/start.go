@@ -100,6 +100,9 @@ func (s *Speaker) run(ctx context.Context, restarting bool) error {
 	s.mu.Lock()
 	s.running, s.cancel = true, cancel
 	s.mu.Unlock()
+	s.reconcileMu.Lock()
+	clear(s.announced) // a new GoBGP server starts empty, even after a Stop
+	s.reconcileMu.Unlock()
 	if err := s.reconcile(ctx); err != nil {
 		s.recordErr(err, "add initial announcements", nil)
 	}
