@@ -3,6 +3,7 @@ package bgp
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 
@@ -47,9 +48,10 @@ func newImporter(table *fib.Table, policy ImportPolicy, owned func(netip.Prefix)
 	}
 }
 
-// watchBatch is one event from the watch: paths, or a session change.
+// watchBatch is one event from the watch: paths grouped by prefix, or a
+// session change.
 type watchBatch struct {
-	paths       []*api.Path
+	paths       map[netip.Prefix][]learnedPath
 	peerChanged bool
 }
 
@@ -65,8 +67,10 @@ func (im *importer) run(ctx context.Context, s *server.BgpServer) error {
 	}
 	// BatchSize stays 0: a batch limit would split a prefix's path set
 	// across events, and each event's set must be whole.
+	// Paths are decoded here, in GoBGP's watch goroutine, so decoding the
+	// next events overlaps with writing the kernel routes of the last ones.
 	err := s.WatchEvent(ctx, req, func(r *api.WatchEventResponse) {
-		b := watchBatch{paths: r.GetTable().GetPaths(), peerChanged: r.GetPeer() != nil}
+		b := watchBatch{paths: im.groupByPrefix(r.GetTable().GetPaths()), peerChanged: r.GetPeer() != nil}
 		select {
 		case batches <- b: // GoBGP's watcher queues behind this without blocking its server loop
 		case <-ctx.Done():
@@ -85,18 +89,16 @@ func (im *importer) run(ctx context.Context, s *server.BgpServer) error {
 	}
 }
 
-// coalesce groups the paths of b and of every batch already queued behind
-// it by prefix; a later event's set for a prefix replaces an earlier one, so
-// a burst of churn becomes one kernel change per prefix.
+// coalesce merges b and every batch already queued behind it; a later
+// event's set for a prefix replaces an earlier one, so a burst of churn
+// becomes one kernel change per prefix.
 func (im *importer) coalesce(b watchBatch, queued <-chan watchBatch) map[netip.Prefix][]learnedPath {
 	pending := make(map[netip.Prefix][]learnedPath)
 	for {
 		if b.peerChanged {
 			clear(im.peerLinks)
 		}
-		for prefix, paths := range im.groupByPrefix(b.paths) {
-			pending[prefix] = paths
-		}
+		maps.Copy(pending, b.paths)
 		select {
 		case b = <-queued:
 		default:
@@ -107,7 +109,8 @@ func (im *importer) coalesce(b watchBatch, queued <-chan watchBatch) map[netip.P
 
 // groupByPrefix decodes one event's flat path list. A prefix whose paths
 // are all withdrawn or locally originated maps to an empty list: nothing of
-// it is to be in the kernel.
+// it is to be in the kernel. It only reads im (it runs in the watch's
+// goroutine).
 func (im *importer) groupByPrefix(paths []*api.Path) map[netip.Prefix][]learnedPath {
 	groups := make(map[netip.Prefix][]learnedPath)
 	for _, p := range paths {
