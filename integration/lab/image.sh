@@ -313,9 +313,17 @@ touch "$tmp/out/complete"
 rm -rf "$dest"
 mv "$tmp/out" "$dest"
 
-# Old images are never reused once the key changed; drop them to save disk.
-for old in "$cache"/images/*; do
-	[ "$old" = "$dest" ] || rm -rf --one-file-system "$old"
+# Old images are never reused once the key changed; drop them to save disk, except those a
+# running VM still uses (run.sh holds a shared lock on images/<key>.lock while qemu runs).
+for old in "$cache"/images/*/; do
+	old=${old%/}
+	[ "$old" = "$dest" ] && continue
+	# shellcheck disable=SC2094 # the lock file goes with the image it guards
+	(
+		flock -n -x 8 || exit 0
+		rm -rf --one-file-system "$old"
+		rm -f "$old.lock"
+	) 8>>"$old.lock"
 done
 
 log "image ready in $(($(date +%s) - t0)) s: $dest"

@@ -54,6 +54,9 @@ t0=$(date +%s)
 
 # 1. The image (built on first use, then cached; see image.sh).
 img=$("$here/image.sh" | tail -n1) || die "image build failed"
+# Keep the image from being pruned by a concurrent rebuild while this VM uses it.
+exec 8>>"$img.lock"
+flock -s 8
 [ -f "$img/complete" ] || die "image.sh returned no image ($img)"
 t_image=$(date +%s)
 
