@@ -1,0 +1,110 @@
+// Package metrics serves the plugin's Prometheus metrics. Most are read
+// from the driver, the IPAM driver, the BGP speaker and the kernel route
+// table at scrape time (collector.go), so there is no second copy of the
+// state to drift; Docker calls and errors are counted as they happen
+// (calls.go).
+//
+// The address is the operator's: "unix:/state/metrics.sock" for a unix
+// socket, or a TCP address such as "127.0.0.1:9475".
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/sirupsen/logrus"
+)
+
+// namespace prefixes every metric name.
+const namespace = "ipvlan_bgp"
+
+// Metrics is the plugin's registry: the state collector, the call
+// observer and the Go runtime's own metrics.
+type Metrics struct {
+	registry *prometheus.Registry
+	calls    *Calls
+	log      *logrus.Entry
+}
+
+// New builds the registry over sources. A nil source's metrics are left
+// out (BGP off: no peer metrics).
+func New(sources Sources, log *logrus.Entry) *Metrics {
+	if log == nil {
+		log = logrus.NewEntry(logrus.StandardLogger())
+	}
+	m := &Metrics{registry: prometheus.NewRegistry(), calls: newCalls(), log: log}
+	m.registry.MustRegister(
+		newCollector(sources, log),
+		m.calls,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return m
+}
+
+// Calls is the api.Observer to install on the plugin API server.
+func (m *Metrics) Calls() *Calls { return m.calls }
+
+// Handler serves the metrics in the Prometheus text format. A source that
+// fails leaves its metrics out and is logged; the rest are still served.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{
+		ErrorHandling: promhttp.ContinueOnError,
+		ErrorLog:      promLogger{m.log},
+	})
+}
+
+type promLogger struct{ log *logrus.Entry }
+
+func (l promLogger) Println(v ...any) { l.log.Warn(fmt.Sprint(v...)) }
+
+// Listen opens address: "unix:PATH" (the socket made 0600, a stale one
+// replaced) or HOST:PORT.
+func Listen(address string) (net.Listener, error) {
+	path, isUnix := strings.CutPrefix(address, "unix:")
+	if !isUnix {
+		l, err := net.Listen("tcp", address)
+		if err != nil {
+			return nil, fmt.Errorf("metrics: listen on %s: %w", address, err)
+		}
+		return l, nil
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("metrics: remove stale socket %s: %w", path, err)
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: listen on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("metrics: restrict socket %s to root: %w", path, err)
+	}
+	return l, nil
+}
+
+// Serve answers scrapes at /metrics on l until ctx ends.
+func (m *Metrics) Serve(ctx context.Context, l net.Listener) error {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", m.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdownCtx)
+	}()
+	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve metrics: %w", err)
+	}
+	return nil
+}
