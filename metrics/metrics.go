@@ -9,14 +9,12 @@
 package metrics
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -54,7 +52,8 @@ func New(sources Sources, log *logrus.Entry) *Metrics {
 // Calls is the api.Observer to install on the plugin API server.
 func (m *Metrics) Calls() *Calls { return m.calls }
 
-// Handler serves the metrics in the Prometheus text format. A source that
+// Handler serves the metrics in the Prometheus text format (the plugin
+// mounts it at /metrics). A source that
 // fails leaves its metrics out and is logged; the rest are still served.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{
@@ -90,21 +89,4 @@ func Listen(address string) (net.Listener, error) {
 		return nil, fmt.Errorf("metrics: restrict socket %s to root: %w", path, err)
 	}
 	return l, nil
-}
-
-// Serve answers scrapes at /metrics on l until ctx ends.
-func (m *Metrics) Serve(ctx context.Context, l net.Listener) error {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", m.Handler())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(shutdownCtx)
-	}()
-	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve metrics: %w", err)
-	}
-	return nil
 }

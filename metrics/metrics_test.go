@@ -51,6 +51,7 @@ func newPlugin(t *testing.T) *plugin {
 	t.Helper()
 	testnet.RequireRoot(t)
 	testnet.Host.Exec(t, "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "peer0")
+	t.Cleanup(func() { testnet.Host.Exec(t, "ip", "link", "del", "eth0") })
 	testnet.Host.Exec(t, "ip", "link", "set", "eth0", "up")
 	testnet.Host.AddAddr(t, "eth0", "10.50.0.1/24")
 	db, err := store.Open(filepath.Join(t.TempDir(), "state.db"))
@@ -138,9 +139,9 @@ func (p *plugin) scrape(t *testing.T) map[string]*dto.MetricFamily {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() { _ = p.metrics.Serve(ctx, l) }()
+	srv := &http.Server{Handler: p.metrics.Handler()}
+	go func() { _ = srv.Serve(l) }()
+	defer srv.Close()
 	client := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", path)
 	}}}
