@@ -133,21 +133,57 @@ if [ -z "${http_proxy:-}" ]; then
 	if [ -n "${http_proxy:-}" ]; then export http_proxy; fi
 fi
 
-kpkg=$(kernel_package)
-if [ -z "$kpkg" ]; then
-	# Fresh machine: no package lists yet.
-	apt_update_once
+# resolve_kernel: set kpkg, kpkg_version and kver from the apt lists (updating them on a
+# fresh machine that has none).
+resolve_kernel() {
 	kpkg=$(kernel_package)
-fi
-[ -n "$kpkg" ] || die "cannot resolve linux-image-cloud-amd64 with apt-cache"
-kpkg_version=$(apt-cache policy "$kpkg" | awk '/Candidate:/ { print $2; exit }')
-kver=${kpkg#linux-image-} # e.g. 6.1.0-56-cloud-amd64, the guest's uname -r
+	if [ -z "$kpkg" ]; then
+		apt_update_once
+		kpkg=$(kernel_package)
+	fi
+	[ -n "$kpkg" ] || die "cannot resolve linux-image-cloud-amd64 with apt-cache"
+	kpkg_version=$(apt-cache policy "$kpkg" | awk '/Candidate:/ { print $2; exit }')
+	kver=${kpkg#linux-image-} # e.g. 6.1.0-56-cloud-amd64, the guest's uname -r
+}
+
+# fetch_kernel: make sure the kernel .deb is in .cache/lab/dl and set kdeb to it. Old apt
+# lists may name a version the mirror no longer has: then update the lists once and resolve
+# again (the version, and so the cache key, may change). Only the .deb is fetched; it is
+# unpacked later, never installed on the host.
+fetch_kernel() {
+	local pattern
+	pattern="${kpkg}_${kpkg_version//:/%3a}_*.deb"
+	kdeb=$(find "$cache/dl" -maxdepth 1 -name "$pattern" | head -n1)
+	[ -n "$kdeb" ] && return 0
+	log "downloading $kpkg $kpkg_version"
+	# APT::Sandbox::User=root: the _apt user cannot write into a root-owned cache dir.
+	if ! (cd "$cache/dl" && apt-get download -qq -o APT::Sandbox::User=root "$kpkg=$kpkg_version" >&2); then
+		[ "$apt_updated" = 0 ] || die "cannot download $kpkg $kpkg_version"
+		log "download failed; refreshing the apt lists"
+		apt_update_once
+		resolve_kernel
+		fetch_kernel
+		return
+	fi
+	kdeb=$(find "$cache/dl" -maxdepth 1 -name "$pattern" | head -n1)
+	[ -n "$kdeb" ] || die "apt-get download left no $pattern"
+}
+
+resolve_kernel
 
 mirror=${LAB_MIRROR:-$(host_mirror)}
 if [ -z "$mirror" ]; then
 	mirror=http://deb.debian.org/debian
 	log "warning: no '$suite' entry in the host's apt sources; using $mirror"
 fi
+
+mkdir -p "$cache/images" "$cache/dl"
+
+# One build at a time: a second run.sh started meanwhile waits here, then reuses the result.
+exec 9>"$cache/.image.lock"
+flock 9
+
+fetch_kernel
 
 key=$(
 	{
@@ -156,12 +192,6 @@ key=$(
 	} | sha256sum | cut -c1-16
 )
 dest="$cache/images/$key"
-
-mkdir -p "$cache/images" "$cache/dl"
-
-# One build at a time: a second run.sh started meanwhile waits here, then reuses the result.
-exec 9>"$cache/.image.lock"
-flock 9
 
 if [ -f "$dest/complete" ] && [ "${LAB_REBUILD:-0}" != 1 ]; then
 	log "reusing cached image $dest"
@@ -188,19 +218,8 @@ trap 'cleanup_dir "$tmp"' EXIT
 t0=$(date +%s)
 log "building image $key: kernel $kpkg $kpkg_version, $suite from $mirror"
 
-# 1. Kernel: the package is only unpacked, never installed on the host.
-(
-	cd "$cache/dl"
-	deb=$(find . -maxdepth 1 -name "${kpkg}_${kpkg_version//:/%3a}_*.deb" | head -n1)
-	if [ -z "$deb" ]; then
-		log "downloading $kpkg $kpkg_version"
-		# APT::Sandbox::User=root: the _apt user cannot write into a root-owned cache dir.
-		apt-get download -qq -o APT::Sandbox::User=root "$kpkg=$kpkg_version" >&2
-		deb=$(find . -maxdepth 1 -name "${kpkg}_${kpkg_version//:/%3a}_*.deb" | head -n1)
-		[ -n "$deb" ] || die "apt-get download left no ${kpkg} .deb"
-	fi
-	dpkg-deb -x "$deb" "$tmp/kernel"
-)
+# 1. Kernel, unpacked from the .deb fetch_kernel put in the cache.
+dpkg-deb -x "$kdeb" "$tmp/kernel"
 [ -f "$tmp/kernel/boot/vmlinuz-$kver" ] || die "no vmlinuz-$kver in $kpkg"
 kmods="$tmp/kernel/lib/modules/$kver"
 
@@ -325,6 +344,9 @@ for old in "$cache"/images/*/; do
 		rm -f "$old.lock"
 	) 8>>"$old.lock"
 done
+
+# Kernel packages other than the one in use are not needed any more.
+find "$cache/dl" -maxdepth 1 -name '*.deb' ! -path "$kdeb" -delete
 
 log "image ready in $(($(date +%s) - t0)) s: $dest"
 echo "$dest"
