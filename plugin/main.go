@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"github.com/ipvlan-bgp/ipvlan-bgp/fib"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 	"github.com/ipvlan-bgp/ipvlan-bgp/ipam"
+	"github.com/ipvlan-bgp/ipvlan-bgp/metrics"
 	"github.com/ipvlan-bgp/ipvlan-bgp/store"
 )
 
@@ -30,30 +32,38 @@ const stateFile = "ipvlan-bgp.db"
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	if err := run(ctx, os.Getenv); err != nil {
+	if len(os.Args) > 1 && os.Args[1] == "status" {
+		os.Exit(statusCommand(ctx, os.Args[2:], os.Getenv, os.Stdout, os.Stderr))
+	}
+	if err := run(ctx, os.Getenv, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "ipvlan-bgp:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, getenv func(string) string) error {
+// run is the plugin: it serves Docker until ctx ends, logging to logOut.
+func run(ctx context.Context, getenv func(string) string, logOut io.Writer) error {
 	cfg, cfgErr := loadConfig(getenv)
-	log := newLogger(cfg)
+	log := newLogger(cfg, logOut)
 	listener, err := api.Listen(cfg.socket)
 	if err != nil {
 		return err
 	}
 	server := api.NewServer(log.WithField("component", "api"))
+	// Counted from the first call, before the drivers exist.
+	calls := metrics.NewCalls()
+	server.SetObserver(calls)
 	served := make(chan error, 1)
 	go func() { served <- server.Serve(ctx, listener) }()
 	log.WithField("socket", cfg.socket).Info("listening for Docker")
 
-	p, err := start(ctx, cfg, cfgErr, getenv, log)
+	p, err := start(ctx, cfg, cfgErr, getenv, log, calls)
 	if err != nil {
 		log.WithError(err).Error("start-up failed: every Docker call will answer with this error")
 		server.Fail(err)
 	} else {
 		server.Ready(p.driver, p.ipam)
+		p.serveOperatorViews(ctx, cfg, calls, log)
 		log.Info("ready")
 	}
 	select {
@@ -67,9 +77,9 @@ func run(ctx context.Context, getenv func(string) string) error {
 	return err
 }
 
-func newLogger(cfg config) *logrus.Entry {
+func newLogger(cfg config, out io.Writer) *logrus.Entry {
 	log := logrus.New()
-	log.SetOutput(os.Stderr)
+	log.SetOutput(out)
 	if cfg.logFormat == "json" {
 		log.SetFormatter(&logrus.JSONFormatter{})
 	}
@@ -88,6 +98,7 @@ type plugin struct {
 	driver   *driver.Driver
 	ipam     *ipam.IPAM
 	speaker  *bgp.Speaker
+	kernel   *fib.Table // routes learned over BGP; nil when BGP is off
 	graceful bool
 }
 
@@ -95,7 +106,7 @@ type plugin struct {
 // stored state and then starts BGP, in that order: the speaker must hold
 // every stored route before its sessions come up (graceful restart). A BGP
 // failure is logged and leaves Docker's calls working.
-func start(ctx context.Context, cfg config, cfgErr error, getenv func(string) string, log *logrus.Entry) (*plugin, error) {
+func start(ctx context.Context, cfg config, cfgErr error, getenv func(string) string, log *logrus.Entry, calls *metrics.Calls) (*plugin, error) {
 	if cfgErr != nil {
 		return nil, cfgErr
 	}
@@ -117,18 +128,22 @@ func start(ctx context.Context, cfg config, cfgErr error, getenv func(string) st
 		return nil, err
 	}
 	var announcer route.Announcer = discard{}
-	p.speaker, p.graceful, err = newSpeaker(getenv, log)
+	p.speaker, p.kernel, p.graceful, err = newSpeaker(getenv, log)
 	if err != nil {
 		log.WithError(err).Error("BGP is off: fix the BGP settings and re-enable the plugin; containers still get networks")
 	} else {
 		announcer = p.speaker
 	}
-	p.driver, err = driver.New(driver.Config{Store: db, Announcer: announcer, Ranges: p.ipam, Log: log.WithField("component", "driver")})
+	p.driver, err = driver.New(driver.Config{
+		Store: db, Announcer: announcer, Ranges: p.ipam, Log: log.WithField("component", "driver"),
+		RouteBudget: cfg.routeBudget, BudgetFallback: cfg.budgetFallback,
+	})
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
 	if err := p.driver.Reconcile(ctx); err != nil {
+		calls.CountError(err)
 		log.WithError(err).Error("reconciling the kernel with the stored state failed; continuing with what was restored")
 	}
 	if p.speaker != nil {
@@ -139,17 +154,17 @@ func start(ctx context.Context, cfg config, cfgErr error, getenv func(string) st
 	return p, nil
 }
 
-func newSpeaker(getenv func(string) string, log *logrus.Entry) (*bgp.Speaker, bool, error) {
+func newSpeaker(getenv func(string) string, log *logrus.Entry) (*bgp.Speaker, *fib.Table, bool, error) {
 	cfg, err := bgp.LoadConfig(getenv)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, false, err
 	}
 	table, err := fib.New(fib.Config{Log: log.WithField("component", "fib")})
 	if err != nil {
-		return nil, false, fmt.Errorf("open kernel route table: %w", err)
+		return nil, nil, false, fmt.Errorf("open kernel route table: %w", err)
 	}
 	speaker := bgp.NewSpeaker(cfg, bgp.Options{Kernel: table, Log: log.WithField("component", "bgp")})
-	return speaker, cfg.GracefulRestart.Enabled, nil
+	return speaker, table, cfg.GracefulRestart.Enabled, nil
 }
 
 // stop ends BGP (without a Cease when graceful restart is on, so peers keep

@@ -2,9 +2,13 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
+	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/driver"
 )
 
 // A setting is one plugin setting: an Env entry of config.json that
@@ -27,6 +31,10 @@ var settings = []setting{
 	{"IPAM_DEFAULT_V4_LEN", "24", "prefix length of a carved IPv4 pool"},
 	{"IPAM_DEFAULT_V6_LEN", "64", "prefix length of a carved IPv6 pool"},
 	{"IPAM_LOCAL_RANGES", "", "this host's blocks (CIDRs): in a pool holding one, this host allocates only from it, so the same --subnet works on every host"},
+	{"METRICS_ADDRESS", "", "where Prometheus metrics are served at /metrics: unix:PATH (a root-only socket) or HOST:PORT such as 127.0.0.1:9475; empty: off"},
+	{"STATUS_SOCKET", "/state/status.sock", "root-only unix socket `ipvlan-bgp status` reads; none: off"},
+	{"ROUTE_BUDGET", "0", "the most routes this host announces (host routes and subnets); past it new containers are refused or fall back; 0: no limit"},
+	{"ROUTE_BUDGET_FALLBACK", "refuse", "past ROUTE_BUDGET: refuse (docker run fails, saying why) or subnet (announce the network's subnet instead of the container's address)"},
 }
 
 // config is the validated form of the settings.
@@ -37,6 +45,10 @@ type config struct {
 	defaultV4Len        int
 	defaultV6Len        int
 	localRanges         []netip.Prefix
+	metricsAddress      string // "" is off
+	statusSocket        string // "" is off
+	routeBudget         int
+	budgetFallback      driver.BudgetFallback
 }
 
 // settingError names the setting, its value and why it was refused: this is
@@ -84,7 +96,47 @@ func loadConfig(getenv func(string) string) (config, error) {
 	if cfg.defaultV6Len, err = prefixLen("IPAM_DEFAULT_V6_LEN", get("IPAM_DEFAULT_V6_LEN"), 48, 120); err != nil {
 		return cfg, err
 	}
-	return cfg, nil
+	return cfg, loadOperatorSettings(&cfg, get)
+}
+
+// loadOperatorSettings reads the settings of the operator's view: metrics,
+// status socket and route budget.
+func loadOperatorSettings(cfg *config, get func(string) string) error {
+	var err error
+	if cfg.metricsAddress, err = metricsAddress(get("METRICS_ADDRESS")); err != nil {
+		return err
+	}
+	if cfg.statusSocket = get("STATUS_SOCKET"); cfg.statusSocket == "none" {
+		cfg.statusSocket = ""
+	} else if !filepath.IsAbs(cfg.statusSocket) {
+		return &settingError{"STATUS_SOCKET", cfg.statusSocket, "want an absolute path, or none"}
+	}
+	budget := get("ROUTE_BUDGET")
+	if cfg.routeBudget, err = strconv.Atoi(budget); err != nil || cfg.routeBudget < 0 {
+		return &settingError{"ROUTE_BUDGET", budget, "want a number of routes, 0 for no limit"}
+	}
+	cfg.budgetFallback = driver.BudgetFallback(get("ROUTE_BUDGET_FALLBACK"))
+	if cfg.budgetFallback != driver.FallbackRefuse && cfg.budgetFallback != driver.FallbackSubnet {
+		return &settingError{"ROUTE_BUDGET_FALLBACK", string(cfg.budgetFallback), "want refuse or subnet"}
+	}
+	return nil
+}
+
+// metricsAddress checks METRICS_ADDRESS: unix:/absolute/path or HOST:PORT.
+func metricsAddress(value string) (string, error) {
+	if value == "" {
+		return "", nil
+	}
+	if path, ok := strings.CutPrefix(value, "unix:"); ok {
+		if !filepath.IsAbs(path) {
+			return "", &settingError{"METRICS_ADDRESS", value, "a unix socket needs an absolute path (unix:/state/metrics.sock)"}
+		}
+		return value, nil
+	}
+	if _, port, err := net.SplitHostPort(value); err != nil || port == "" {
+		return "", &settingError{"METRICS_ADDRESS", value, "want unix:PATH or HOST:PORT (127.0.0.1:9475)"}
+	}
+	return value, nil
 }
 
 func prefixList(name, value string) ([]netip.Prefix, error) {

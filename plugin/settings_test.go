@@ -80,6 +80,12 @@ func TestBadSettingsNameThemselves(t *testing.T) {
 		{"IPAM_LOCAL_RANGES", "banana", "not a CIDR"},
 		{"IPAM_DEFAULT_V4_LEN", "31", "from 8 to 30"},
 		{"IPAM_DEFAULT_V6_LEN", "sixty-four", "from 48 to 120"},
+		{"METRICS_ADDRESS", "9475", "HOST:PORT"},
+		{"METRICS_ADDRESS", "unix:metrics.sock", "absolute path"},
+		{"STATUS_SOCKET", "status.sock", "absolute path"},
+		{"ROUTE_BUDGET", "-1", "0 for no limit"},
+		{"ROUTE_BUDGET", "lots", "number of routes"},
+		{"ROUTE_BUDGET_FALLBACK", "drop", "refuse or subnet"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
@@ -94,5 +100,30 @@ func TestBadSettingsNameThemselves(t *testing.T) {
 				t.Fatalf("error %v, want a setting error naming %s saying %q", err, tt.name, tt.want)
 			}
 		})
+	}
+}
+
+func TestOperatorSettings(t *testing.T) {
+	tests := []struct {
+		env             map[string]string
+		metrics, status string
+		budget          int
+		fallback        string
+	}{
+		{map[string]string{}, "", "/state/status.sock", 0, "refuse"},
+		{map[string]string{"METRICS_ADDRESS": "unix:/state/metrics.sock", "STATUS_SOCKET": "none"}, "unix:/state/metrics.sock", "", 0, "refuse"},
+		{map[string]string{"METRICS_ADDRESS": "127.0.0.1:9475", "ROUTE_BUDGET": "500", "ROUTE_BUDGET_FALLBACK": "subnet"}, "127.0.0.1:9475", "/state/status.sock", 500, "subnet"},
+		{map[string]string{"METRICS_ADDRESS": "[::1]:9475"}, "[::1]:9475", "/state/status.sock", 0, "refuse"},
+	}
+	for _, tt := range tests {
+		cfg, err := loadConfig(func(k string) string { return tt.env[k] })
+		if err != nil {
+			t.Errorf("%v: %v", tt.env, err)
+			continue
+		}
+		if cfg.metricsAddress != tt.metrics || cfg.statusSocket != tt.status || cfg.routeBudget != tt.budget || string(cfg.budgetFallback) != tt.fallback {
+			t.Errorf("%v: metrics %q status %q budget %d fallback %q, want %q %q %d %q", tt.env,
+				cfg.metricsAddress, cfg.statusSocket, cfg.routeBudget, cfg.budgetFallback, tt.metrics, tt.status, tt.budget, tt.fallback)
+		}
 	}
 }
