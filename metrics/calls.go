@@ -26,7 +26,9 @@ const (
 	SourceNetlink = "netlink"
 )
 
-func newCalls() *Calls {
+// NewCalls makes the counters; install them on the API server with
+// SetObserver and hand them to New.
+func NewCalls() *Calls {
 	c := &Calls{
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace, Name: "docker_call_duration_seconds",

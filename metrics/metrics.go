@@ -29,28 +29,26 @@ const namespace = "ipvlan_bgp"
 // observer and the Go runtime's own metrics.
 type Metrics struct {
 	registry *prometheus.Registry
-	calls    *Calls
 	log      *logrus.Entry
 }
 
-// New builds the registry over sources. A nil source's metrics are left
-// out (BGP off: no peer metrics).
-func New(sources Sources, log *logrus.Entry) *Metrics {
+// New builds the registry over sources and calls, which the plugin makes
+// first (NewCalls) so that the API server counts calls from its first one,
+// before the sources exist. A nil source's metrics are left out (BGP off:
+// no peer metrics).
+func New(sources Sources, calls *Calls, log *logrus.Entry) *Metrics {
 	if log == nil {
 		log = logrus.NewEntry(logrus.StandardLogger())
 	}
-	m := &Metrics{registry: prometheus.NewRegistry(), calls: newCalls(), log: log}
+	m := &Metrics{registry: prometheus.NewRegistry(), log: log}
 	m.registry.MustRegister(
 		newCollector(sources, log),
-		m.calls,
+		calls,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m
 }
-
-// Calls is the api.Observer to install on the plugin API server.
-func (m *Metrics) Calls() *Calls { return m.calls }
 
 // Handler serves the metrics in the Prometheus text format (the plugin
 // mounts it at /metrics). A source that

@@ -75,8 +75,9 @@ func newPlugin(t *testing.T) *plugin {
 	}
 	t.Cleanup(kernel.Close)
 	p := &plugin{api: api.NewServer(log), kernel: kernel}
-	p.metrics = New(Sources{Driver: d, IPAM: pools, Kernel: kernel}, log)
-	p.api.SetObserver(p.metrics.Calls())
+	calls := NewCalls()
+	p.api.SetObserver(calls)
+	p.metrics = New(Sources{Driver: d, IPAM: pools, Kernel: kernel}, calls, log)
 	p.api.Ready(d, pools)
 	return p
 }
