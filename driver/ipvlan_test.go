@@ -80,6 +80,11 @@ func TestLifecycle(t *testing.T) {
 			}
 			e.moveToContainer(name)
 			e.ann.waitFor(t, ep, "10.1.0.5/32", "fd00:1::5/128")
+			// Its counters are found in the container by the index Join
+			// recorded.
+			if tr := e.trafficOf(ep); tr.Sandbox != "test" || tr.Network != nw {
+				t.Errorf("traffic of the joined endpoint labelled sandbox %q network %s, want test and %s", tr.Sandbox, short(tr.Network), short(nw))
+			}
 
 			e.moveToHost(name) // Docker takes the link back out of a leaving container
 			mustRepeat(t, "Leave", func() error { return e.d.Leave(ctx, &netapi.LeaveRequest{NetworkID: nw, EndpointID: ep}) })

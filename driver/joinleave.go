@@ -229,6 +229,15 @@ func (d *Driver) watchMove(endpointID string, token uint64, adverts []route.Adve
 	}
 }
 
+// prefixesOf lists the adverts' prefixes, for logs.
+func prefixesOf(adverts []route.Advert) []string {
+	out := make([]string, len(adverts))
+	for i, a := range adverts {
+		out[i] = a.Prefix.String()
+	}
+	return out
+}
+
 // announceIfMoved announces unless the link is still in the host namespace,
 // and reports whether the watch is over.
 func (d *Driver) announceIfMoved(endpointID string, token uint64, adverts []route.Advert) bool {
@@ -242,7 +251,7 @@ func (d *Driver) announceIfMoved(endpointID string, token uint64, adverts []rout
 		return false
 	}
 	if d.announce.setIfArmed(endpointID, token, adverts) {
-		log.WithField("adverts", len(adverts)).Info("endpoint announced")
+		log.WithField("prefixes", prefixesOf(adverts)).Info("endpoint announced")
 	}
 	return true
 }
@@ -265,6 +274,7 @@ func (d *Driver) Leave(ctx context.Context, req *netapi.LeaveRequest) error {
 	if !ok {
 		return nil
 	}
+	withdrawn := d.announce.announced(ep.ID)
 	d.announce.withdraw(ep.ID)
 	if ep.Joined {
 		ep.Joined = false
@@ -276,6 +286,6 @@ func (d *Driver) Leave(ctx context.Context, req *netapi.LeaveRequest) error {
 	if err := d.links.remove(childName(ep.ID)); err != nil {
 		return fmt.Errorf("leave endpoint %s: %w", short(ep.ID), err)
 	}
-	d.log.WithFields(logrus.Fields{"network": ep.NetworkID, "endpoint": ep.ID}).Info("endpoint left")
+	d.log.WithFields(logrus.Fields{"network": ep.NetworkID, "endpoint": ep.ID, "withdrawn": prefixesOf(withdrawn)}).Info("endpoint left")
 	return nil
 }
