@@ -160,22 +160,35 @@ func netnsIDs(sock *nl.SocketHandle) ([]int32, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list network namespace IDs: %w", err)
 	}
+	ids, err := parseNetnsIDs(msgs)
+	if err != nil {
+		return nil, fmt.Errorf("list network namespace IDs: %w", err)
+	}
+	return ids, nil
+}
+
+// parseNetnsIDs reads the IDs out of RTM_NEWNSID messages: a struct
+// rtgenmsg padded to 4 bytes, then attributes. It checks every length
+// itself: nl.ParseRouteAttr panics on an attribute longer than its message.
+func parseNetnsIDs(msgs [][]byte) ([]int32, error) {
 	var ids []int32
 	for _, msg := range msgs {
-		// struct rtgenmsg, padded to 4 bytes, then the attributes.
 		if len(msg) < unix.NLMSG_ALIGNTO {
 			continue
 		}
-		attrs, err := nl.ParseRouteAttr(msg[unix.NLMSG_ALIGNTO:])
-		if err != nil {
-			return nil, fmt.Errorf("list network namespace IDs: %w", err)
-		}
-		for _, a := range attrs {
-			if a.Attr.Type == unix.NETNSA_NSID && len(a.Value) >= 4 {
-				if id := int32(nl.NativeEndian().Uint32(a.Value)); id >= 0 {
+		for b := msg[unix.NLMSG_ALIGNTO:]; len(b) >= unix.SizeofRtAttr; {
+			size := int(nl.NativeEndian().Uint16(b[0:2]))
+			kind := nl.NativeEndian().Uint16(b[2:4])
+			if size < unix.SizeofRtAttr || size > len(b) {
+				return nil, fmt.Errorf("malformed netlink attribute of length %d in %d bytes", size, len(b))
+			}
+			if kind == unix.NETNSA_NSID && size >= unix.SizeofRtAttr+4 {
+				if id := int32(nl.NativeEndian().Uint32(b[unix.SizeofRtAttr:])); id >= 0 {
 					ids = append(ids, id)
 				}
 			}
+			aligned := (size + unix.RTA_ALIGNTO - 1) &^ (unix.RTA_ALIGNTO - 1)
+			b = b[min(aligned, len(b)):]
 		}
 	}
 	return ids, nil

@@ -2,10 +2,13 @@ package driver
 
 import (
 	"net"
+	"slices"
 	"testing"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/testnet"
 )
@@ -128,4 +131,42 @@ func mustAddr(t *testing.T, cidr string) *netlink.Addr {
 	}
 	ipnet.IP = ip
 	return &netlink.Addr{IPNet: ipnet}
+}
+
+// nsidMessage is an RTM_NEWNSID payload carrying id.
+func nsidMessage(id int32) []byte {
+	msg := []byte{unix.AF_UNSPEC, 0, 0, 0}
+	return append(msg, nl.NewRtAttr(unix.NETNSA_NSID, nl.Uint32Attr(uint32(id))).Serialize()...)
+}
+
+func TestParseNetnsIDs(t *testing.T) {
+	ids, err := parseNetnsIDs([][]byte{nsidMessage(0), nsidMessage(7), nsidMessage(-1), {1}})
+	if err != nil || !slices.Equal(ids, []int32{0, 7}) {
+		t.Fatalf("parseNetnsIDs = %v, %v; want [0 7] (not-assigned and short messages skipped)", ids, err)
+	}
+	// An unpadded last attribute (nl.ParseRouteAttr panics on it) is
+	// fine; one longer than its message is not.
+	if ids, err := parseNetnsIDs([][]byte{[]byte("0000\x05\x00000")}); err != nil || len(ids) != 0 {
+		t.Errorf("unpadded last attribute: %v, %v; want no IDs and no error", ids, err)
+	}
+	if _, err := parseNetnsIDs([][]byte{{0, 0, 0, 0, 12, 0, unix.NETNSA_NSID, 0, 1, 0, 0, 0}}); err == nil {
+		t.Error("an attribute longer than its message parsed without error")
+	}
+}
+
+// FuzzParseNetnsIDs: whatever the kernel (or a bug) sends, parsing returns
+// IDs or an error and never panics.
+func FuzzParseNetnsIDs(f *testing.F) {
+	f.Add(nsidMessage(3))
+	f.Add([]byte{0, 0, 0, 0, 8, 0})
+	// An unpadded last attribute: nl.ParseRouteAttr panics on it.
+	f.Add([]byte("0000\x05\x00000"))
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		ids, err := parseNetnsIDs([][]byte{msg})
+		for _, id := range ids {
+			if id < 0 {
+				t.Fatalf("negative ID %d parsed from %x (err %v)", id, msg, err)
+			}
+		}
+	})
 }
