@@ -47,7 +47,8 @@ type plugin struct {
 	kernel  *fib.Table
 }
 
-func newPlugin(t *testing.T) *plugin {
+// newPlugin wires them with a route budget of budget routes.
+func newPlugin(t testing.TB, budget int) *plugin {
 	t.Helper()
 	testnet.RequireRoot(t)
 	testnet.Host.Exec(t, "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "peer0")
@@ -59,12 +60,14 @@ func newPlugin(t *testing.T) *plugin {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	log := logrus.NewEntry(logrus.New())
+	quiet := logrus.New()
+	quiet.SetOutput(io.Discard)
+	log := logrus.NewEntry(quiet)
 	pools, err := ipam.New(ipam.Config{Store: db, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := driver.New(driver.Config{Store: db, Announcer: announcer{}, Ranges: pools, Log: log, RouteBudget: 100})
+	d, err := driver.New(driver.Config{Store: db, Announcer: announcer{}, Ranges: pools, Log: log, RouteBudget: budget})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +86,7 @@ func newPlugin(t *testing.T) *plugin {
 }
 
 // call sends one Docker call through the API server and returns the answer.
-func (p *plugin) call(t *testing.T, method string, req, answer any) error {
+func (p *plugin) call(t testing.TB, method string, req, answer any) error {
 	t.Helper()
 	body, _ := json.Marshal(req)
 	w := httptest.NewRecorder()
@@ -97,7 +100,7 @@ func (p *plugin) call(t *testing.T, method string, req, answer any) error {
 	return nil
 }
 
-func (p *plugin) mustCall(t *testing.T, method string, req, answer any) {
+func (p *plugin) mustCall(t testing.TB, method string, req, answer any) {
 	t.Helper()
 	if err := p.call(t, method, req, answer); err != nil {
 		t.Fatal(err)
@@ -106,7 +109,7 @@ func (p *plugin) mustCall(t *testing.T, method string, req, answer any) {
 
 // network runs what `docker network create --subnet SUBNET -o parent=eth0
 // -o announce=ANNOUNCE` sends, and returns the network's pool ID.
-func (p *plugin) network(t *testing.T, id, subnet, announce string) string {
+func (p *plugin) network(t testing.TB, id, subnet, announce string) string {
 	t.Helper()
 	var pool ipamapi.RequestPoolResponse
 	p.mustCall(t, "IpamDriver.RequestPool", ipamapi.RequestPoolRequest{AddressSpace: api.LocalAddressSpace, Pool: subnet}, &pool)
@@ -122,7 +125,7 @@ func (p *plugin) network(t *testing.T, id, subnet, announce string) string {
 }
 
 // endpoint runs what `docker run --net` sends before Join.
-func (p *plugin) endpoint(t *testing.T, network, poolID, id string) {
+func (p *plugin) endpoint(t testing.TB, network, poolID, id string) {
 	t.Helper()
 	var addr ipamapi.RequestAddressResponse
 	p.mustCall(t, "IpamDriver.RequestAddress", ipamapi.RequestAddressRequest{PoolID: poolID}, &addr)
@@ -205,7 +208,7 @@ func hasLabels(m *dto.Metric, want []string) bool {
 }
 
 func TestScrapeMatchesWhatDockerDid(t *testing.T) {
-	p := newPlugin(t)
+	p := newPlugin(t, 100)
 	hostNet, subnetNet := strings.Repeat("a", 64), strings.Repeat("b", 64)
 	hostPool := p.network(t, hostNet, "10.10.0.0/24", "host")
 	subnetPool := p.network(t, subnetNet, "10.20.0.0/24", "subnet")
