@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -247,8 +248,18 @@ func TestOperatorsView(t *testing.T) {
 			t.Errorf("the MD5 password appears in the %s", what)
 		}
 	}
-	if !strings.Contains(r.log.String(), "route budget reached") {
-		t.Error("the refusal was not logged")
+	for _, line := range []string{`"msg":"route budget reached: endpoint refused"`, `"msg":"Peer Up"`, `"msg":"endpoint created"`} {
+		if !strings.Contains(r.log.String(), line) {
+			t.Errorf("the log lacks %s", line)
+		}
+	}
+	for _, socket := range []string{r.statusSocket(), filepath.Join(r.dir, "metrics.sock")} {
+		fi, err := os.Stat(socket)
+		if err != nil {
+			t.Errorf("socket %s: %v", socket, err)
+		} else if fi.Mode().Perm() != 0o600 {
+			t.Errorf("socket %s has mode %v, want root-only (0600)", socket, fi.Mode().Perm())
+		}
 	}
 }
 
