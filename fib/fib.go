@@ -9,7 +9,6 @@ package fib
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"slices"
 	"sync"
@@ -49,9 +48,6 @@ type Route struct {
 
 // Config says where the routes go.
 type Config struct {
-	// Netlink is the handle to program; nil opens one in the current
-	// network namespace.
-	Netlink *netlink.Handle
 	// Table is the routing table; 0 means main.
 	Table int
 	Log   *logrus.Entry
@@ -64,23 +60,35 @@ type Table struct {
 	log   *logrus.Entry
 
 	mu     sync.Mutex
-	wanted map[netip.Prefix][]Nexthop // next hops sorted, see sortNexthops
+	wanted map[netip.Prefix][]Nexthop // next hops sorted, see normalize
 	links  map[string]int             // interface indexes by name, refreshed on a miss and by Sync
+
+	// writeMu orders kernel writes as their changes were made to wanted:
+	// a writer takes it before letting go of mu, so readers of the wanted
+	// set never wait for the kernel.
+	writeMu sync.Mutex
+	writer  *batchWriter
 }
 
-// New returns an empty table. It changes nothing in the kernel: call Flush
-// to remove routes a previous run left, or Sync once the wanted routes are in.
+// New returns an empty table working in the current network namespace. It
+// changes nothing in the kernel: call Flush to remove routes a previous run
+// left, or Sync once the wanted routes are in.
 func New(cfg Config) (*Table, error) {
 	if cfg.Table < 0 {
 		return nil, fmt.Errorf("fib table %d: must be 0 (main) or a table number", cfg.Table)
 	}
-	link, err := newRouteLink(cfg.Netlink)
-	if err != nil {
-		return nil, err
-	}
 	table := cfg.Table
 	if table == 0 {
 		table = unix.RT_TABLE_MAIN
+	}
+	link, err := newRouteLink()
+	if err != nil {
+		return nil, err
+	}
+	writer, err := newBatchWriter(table)
+	if err != nil {
+		link.close()
+		return nil, err
 	}
 	log := cfg.Log
 	if log == nil {
@@ -92,12 +100,24 @@ func New(cfg Config) (*Table, error) {
 		log:    log.WithField("table", table),
 		wanted: make(map[netip.Prefix][]Nexthop),
 		links:  make(map[string]int),
+		writer: writer,
 	}, nil
 }
 
-// Close releases the netlink handle New opened (not one passed in Config).
-// The routes stay.
-func (t *Table) Close() { t.link.close() }
+// Close releases the netlink sockets. The routes stay.
+func (t *Table) Close() {
+	t.link.close()
+	t.writer.close()
+}
+
+// RouteError is one route that did not go into the kernel, and why.
+type RouteError struct {
+	Prefix netip.Prefix
+	Err    error
+}
+
+func (e *RouteError) Error() string { return fmt.Sprintf("route %s: %v", e.Prefix, e.Err) }
+func (e *RouteError) Unwrap() error { return e.Err }
 
 // Replace makes nexthops the wanted next hops of prefix and installs the
 // route: one ECMP route when there are several. Order does not matter, and
@@ -105,43 +125,94 @@ func (t *Table) Close() { t.link.close() }
 // When the kernel refuses the route (say its gateway is not reachable yet)
 // the error is returned and the route stays wanted, so Sync retries it.
 func (t *Table) Replace(ctx context.Context, prefix netip.Prefix, nexthops []Nexthop) error {
-	if len(nexthops) == 0 {
-		return t.Remove(ctx, prefix)
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	prefix, nexthops, err := normalize(prefix, nexthops)
+	refused, err := t.ReplaceBatch(ctx, []Route{{Prefix: prefix, Nexthops: nexthops}})
 	if err != nil {
 		return err
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if slices.Equal(t.wanted[prefix], nexthops) {
-		return nil
+	if len(refused) > 0 {
+		return &refused[0]
 	}
-	t.wanted[prefix] = nexthops
-	r, err := t.kernelRoute(prefix, nexthops, true)
-	if err != nil {
-		return err
-	}
-	return t.link.replace(r)
+	return nil
 }
 
 // Remove forgets prefix and deletes its route; removing an absent route is
 // not an error.
 func (t *Table) Remove(ctx context.Context, prefix netip.Prefix) error {
+	return t.Replace(ctx, prefix, nil)
+}
+
+// ReplaceBatch is Replace for many routes at once, written to the kernel in
+// few system calls; it is how a burst of learned routes should arrive. Later
+// entries for a prefix win over earlier ones. It returns the routes that did
+// not go in, in the order given, each with the reason (the kernel's own
+// words when it refused); as with Replace, a refused route stays wanted. The
+// error is ctx's, when it ended before every route was written.
+func (t *Table) ReplaceBatch(ctx context.Context, routes []Route) ([]RouteError, error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return nil, err
 	}
-	prefix = prefix.Masked()
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if _, ok := t.wanted[prefix]; !ok {
-		return nil
+	ops, refused := t.plan(routes)
+	return append(refused, t.write(ctx, ops)...), ctx.Err()
+}
+
+// plan records routes in the wanted set and returns the kernel changes
+// they need, and the routes rejected before reaching the kernel. t.mu must
+// be held.
+func (t *Table) plan(routes []Route) ([]routeOp, []RouteError) {
+	var (
+		ops     []routeOp
+		refused []RouteError
+	)
+	refresh := true // one link dump per batch at most
+	for _, r := range routes {
+		op, changed, err := t.planRoute(r, &refresh)
+		if err != nil {
+			refused = append(refused, RouteError{Prefix: op.prefix, Err: err})
+		} else if changed {
+			ops = append(ops, op)
+		}
 	}
-	delete(t.wanted, prefix)
-	return t.link.del(t.ownRoute(prefix))
+	return ops, refused
+}
+
+func (t *Table) planRoute(r Route, refresh *bool) (routeOp, bool, error) {
+	prefix, nexthops, err := normalize(r.Prefix, r.Nexthops)
+	op := routeOp{prefix: prefix, metric: Metric}
+	if err != nil {
+		return op, false, err
+	}
+	old, had := t.wanted[prefix]
+	if len(nexthops) == 0 {
+		delete(t.wanted, prefix)
+		return op, had, nil
+	}
+	if had && slices.Equal(old, nexthops) {
+		return op, false, nil
+	}
+	t.wanted[prefix] = nexthops
+	op.paths, err = t.kernelPaths(nexthops, refresh)
+	return op, err == nil, err
+}
+
+// write sends ops to the kernel and returns those it refused. It must be
+// called with t.mu held, and releases it once the kernel's turn is taken.
+func (t *Table) write(ctx context.Context, ops []routeOp) []RouteError {
+	t.writeMu.Lock()
+	t.mu.Unlock()
+	defer t.writeMu.Unlock()
+	var refused []RouteError
+	for i, err := range t.writer.write(ctx, ops) {
+		if err == nil {
+			continue
+		}
+		verb := "install"
+		if ops[i].paths == nil {
+			verb = "delete"
+		}
+		refused = append(refused, RouteError{Prefix: ops[i].prefix, Err: fmt.Errorf("%s: %w", verb, err)})
+	}
+	return refused
 }
 
 // Routes returns a copy of the wanted set, sorted by prefix.
@@ -178,19 +249,4 @@ func (t *Table) Run(ctx context.Context, every time.Duration) {
 			}
 		}
 	}
-}
-
-// ownRoute is the identity of our route for prefix: enough to delete it
-// and to match nothing installed by another protocol.
-func (t *Table) ownRoute(prefix netip.Prefix) *netlink.Route {
-	return &netlink.Route{
-		Dst:      prefixIPNet(prefix),
-		Table:    t.table,
-		Protocol: Protocol,
-		Priority: Metric,
-	}
-}
-
-func prefixIPNet(p netip.Prefix) *net.IPNet {
-	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }

@@ -3,10 +3,8 @@ package fib
 import (
 	"errors"
 	"fmt"
-	"syscall"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -16,53 +14,21 @@ import (
 // periodic Sync tries again.
 const dumpAttempts = 5
 
-func init() {
-	// The kernel then explains a refusal ("Nexthop has invalid gateway")
-	// instead of a bare errno, for every socket the library opens per request.
-	nl.EnableErrorMessageReporting = true
-}
-
-// routeLink is the only door to the kernel's routing tables: every netlink
-// call of this package goes through it, so interrupted dumps are retried and
-// "already gone" is not an error in one place.
+// routeLink reads the kernel's routing tables and links (writes go through
+// batchWriter): interrupted dumps are retried here, in one place.
 type routeLink struct {
-	h     *netlink.Handle
-	owned bool // h was opened here and must be closed here
+	h *netlink.Handle
 }
 
-func newRouteLink(h *netlink.Handle) (*routeLink, error) {
-	if h != nil {
-		return &routeLink{h: h}, nil
-	}
+func newRouteLink() (*routeLink, error) {
 	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, fmt.Errorf("open netlink route socket: %w", err)
 	}
-	return &routeLink{h: h, owned: true}, nil
+	return &routeLink{h: h}, nil
 }
 
-func (l *routeLink) close() {
-	if l.owned {
-		l.h.Close()
-	}
-}
-
-func (l *routeLink) replace(r *netlink.Route) error {
-	if err := l.h.RouteReplace(r); err != nil {
-		return fmt.Errorf("replace route %s: %w", r.Dst, err)
-	}
-	return nil
-}
-
-// del deletes r; a route that is already gone counts as deleted, so a
-// repeated Remove or a route deleted by hand never fails.
-func (l *routeLink) del(r *netlink.Route) error {
-	err := l.h.RouteDel(r)
-	if err == nil || errors.Is(err, syscall.ESRCH) || errors.Is(err, syscall.ENOENT) {
-		return nil
-	}
-	return fmt.Errorf("delete route %s: %w", r.Dst, err)
-}
+func (l *routeLink) close() { l.h.Close() }
 
 // list returns the routes of one family carrying protocol in table.
 func (l *routeLink) list(family, table int, protocol netlink.RouteProtocol) ([]netlink.Route, error) {

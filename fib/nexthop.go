@@ -2,13 +2,13 @@ package fib
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"slices"
 
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 )
 
 // normalize checks a route and puts it in the one form the wanted set
@@ -16,14 +16,14 @@ import (
 // sorted and without duplicates.
 func normalize(prefix netip.Prefix, nexthops []Nexthop) (netip.Prefix, []Nexthop, error) {
 	if !prefix.IsValid() {
-		return prefix, nil, fmt.Errorf("route prefix %q: not a valid prefix", prefix)
+		return prefix, nil, errors.New("not a valid prefix")
 	}
 	prefix = prefix.Masked()
 	out := make([]Nexthop, 0, len(nexthops))
 	for _, nh := range nexthops {
 		nh, err := normalizeNexthop(prefix, nh)
 		if err != nil {
-			return prefix, nil, fmt.Errorf("route %s: %w", prefix, err)
+			return prefix, nil, err
 		}
 		out = append(out, nh)
 	}
@@ -53,54 +53,38 @@ func compareNexthop(a, b Nexthop) int {
 	return cmp.Or(a.Addr.Compare(b.Addr), cmp.Compare(a.Link, b.Link))
 }
 
-// kernelRoute builds the netlink route for prefix. Interface names are
-// looked up in t.links; refresh allows one new link dump on a miss (an
+// kernelPaths resolves the next hops' interface names to indexes, from
+// t.links; while *refresh is true a miss may dump the links once (an
 // interface created since the last lookup). t.mu must be held.
-func (t *Table) kernelRoute(prefix netip.Prefix, nexthops []Nexthop, refresh bool) (*netlink.Route, error) {
-	r := t.ownRoute(prefix)
+func (t *Table) kernelPaths(nexthops []Nexthop, refresh *bool) ([]path, error) {
+	paths := make([]path, 0, len(nexthops))
 	for _, nh := range nexthops {
 		ifindex, err := t.linkIndex(nh.Link, refresh)
 		if err != nil {
-			return nil, fmt.Errorf("route %s next hop %s: %w", prefix, nh.Addr, err)
+			return nil, fmt.Errorf("next hop %s: %w", nh.Addr, err)
 		}
-		r.MultiPath = append(r.MultiPath, nexthopInfo(prefix, nh.Addr, ifindex))
+		paths = append(paths, path{addr: nh.Addr, ifindex: ifindex})
 	}
-	if len(r.MultiPath) == 1 {
-		// A single path goes in the route itself, as `ip route` writes it.
-		only := r.MultiPath[0]
-		r.MultiPath, r.Gw, r.Via, r.LinkIndex = nil, only.Gw, only.Via, only.LinkIndex
-	}
-	return r, nil
+	return paths, nil
 }
 
-// nexthopInfo is one path; an IPv6 next hop of an IPv4 route (RFC 8950) is
-// written as RTA_VIA, as FRR installs it.
-func nexthopInfo(prefix netip.Prefix, addr netip.Addr, ifindex int) *netlink.NexthopInfo {
-	info := &netlink.NexthopInfo{LinkIndex: ifindex}
-	if prefix.Addr().Is4() && addr.Is6() {
-		info.Via = &netlink.Via{AddrFamily: unix.AF_INET6, Addr: addr.AsSlice()}
-	} else {
-		info.Gw = addr.AsSlice()
-	}
-	return info
-}
-
-func (t *Table) linkIndex(name string, refresh bool) (int, error) {
+func (t *Table) linkIndex(name string, refresh *bool) (int, error) {
 	if name == "" {
 		return 0, nil
 	}
-	if index, ok := t.links[name]; ok || !refresh {
-		if !ok {
-			return 0, fmt.Errorf("interface %q not found", name)
-		}
+	if index, ok := t.links[name]; ok {
 		return index, nil
 	}
+	if !*refresh {
+		return 0, fmt.Errorf("interface %q not found", name)
+	}
+	*refresh = false
 	links, err := t.link.linkIndexes()
 	if err != nil {
 		return 0, err
 	}
 	t.links = links
-	return t.linkIndex(name, false)
+	return t.linkIndex(name, refresh)
 }
 
 // path is a next hop as the kernel reports it; ifindex 0 in a wanted path
@@ -124,15 +108,17 @@ func routePaths(r *netlink.Route) []path {
 		addr, _ := netip.AddrFromSlice(ip)
 		paths = append(paths, path{addr: addr.Unmap(), ifindex: info.LinkIndex})
 	}
-	slices.SortFunc(paths, func(a, b path) int {
-		return cmp.Or(a.addr.Compare(b.addr), cmp.Compare(a.ifindex, b.ifindex))
-	})
+	slices.SortFunc(paths, comparePath)
 	return paths
 }
 
+func comparePath(a, b path) int {
+	return cmp.Or(a.addr.Compare(b.addr), cmp.Compare(a.ifindex, b.ifindex))
+}
+
 // samePaths tells whether the kernel's route (have) is the one we want.
-func samePaths(want, have *netlink.Route) bool {
-	w, h := routePaths(want), routePaths(have)
+func samePaths(want []path, have *netlink.Route) bool {
+	w, h := slices.SortedFunc(slices.Values(want), comparePath), routePaths(have)
 	return slices.EqualFunc(w, h, func(w, h path) bool {
 		return w.addr == h.addr && (w.ifindex == 0 || w.ifindex == h.ifindex)
 	})

@@ -24,70 +24,79 @@ func (t *Table) Sync(ctx context.Context) error {
 	// The dump happened before the lock: a route changed since is either
 	// wanted (replacing it again is harmless) or not (deleting it again is).
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	t.links = links
-	var errs []error
-	for prefix, r := range installed {
+	ops, refused := t.repairs(installed, strays)
+	refused = append(refused, t.write(ctx, ops)...)
+	if len(ops) > 0 {
+		deleted := 0
+		for _, op := range ops {
+			if op.paths == nil {
+				deleted++
+			}
+		}
+		t.log.WithField("deleted", deleted).WithField("replaced", len(ops)-deleted).Info("kernel routes repaired")
+	}
+	return joinRefused(refused, ctx.Err())
+}
+
+// repairs lists the writes that make the kernel's routes (installed,
+// strays) the wanted set, and the wanted routes that cannot be written
+// (a missing interface). t.mu must be held.
+func (t *Table) repairs(installed map[netip.Prefix]netlink.Route, strays []routeOp) ([]routeOp, []RouteError) {
+	ops := strays
+	for prefix := range installed {
 		if _, ok := t.wanted[prefix]; !ok {
-			strays = append(strays, r)
+			ops = append(ops, routeOp{prefix: prefix, metric: Metric})
 		}
 	}
-	for _, r := range strays {
-		errs = append(errs, t.deleteInstalled(r))
-	}
-	replaced := 0
+	var refused []RouteError
+	refresh := false // the links were just read
 	for prefix, nexthops := range t.wanted {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		want, err := t.kernelRoute(prefix, nexthops, false)
+		paths, err := t.kernelPaths(nexthops, &refresh)
 		if err != nil {
-			errs = append(errs, err)
+			refused = append(refused, RouteError{Prefix: prefix, Err: err})
 			continue
 		}
-		if have, ok := installed[prefix]; ok && samePaths(want, &have) {
+		if have, ok := installed[prefix]; ok && samePaths(paths, &have) {
 			continue
 		}
-		replaced++
-		errs = append(errs, t.link.replace(want))
+		ops = append(ops, routeOp{prefix: prefix, paths: paths, metric: Metric})
 	}
-	if len(strays)+replaced > 0 {
-		t.log.WithField("deleted", len(strays)).WithField("replaced", replaced).Info("kernel routes repaired")
-	}
-	return errors.Join(errs...)
+	return ops, refused
 }
 
 // Flush deletes every route with our protocol from the table and empties the
 // wanted set: the clean shutdown when peers are not to keep our routes.
 func (t *Table) Flush(ctx context.Context) error {
-	installed, strays, err := t.installed()
+	installed, ops, err := t.installed()
 	if err != nil {
 		return err
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	clear(t.wanted)
-	for _, r := range installed {
-		strays = append(strays, r)
+	for prefix := range installed {
+		ops = append(ops, routeOp{prefix: prefix, metric: Metric})
 	}
-	var errs []error
-	for _, r := range strays {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		errs = append(errs, t.deleteInstalled(r))
+	t.mu.Lock()
+	clear(t.wanted)
+	return joinRefused(t.write(ctx, ops), ctx.Err())
+}
+
+// joinRefused is the error of a whole-table operation: every refused route,
+// and ctx's error when it ended first.
+func joinRefused(refused []RouteError, ctxErr error) error {
+	if ctxErr != nil {
+		return ctxErr
+	}
+	errs := make([]error, len(refused))
+	for i := range refused {
+		errs[i] = &refused[i]
 	}
 	return errors.Join(errs...)
 }
 
-// deleteInstalled deletes a route of our protocol read from the kernel.
-func (t *Table) deleteInstalled(r netlink.Route) error {
-	return t.link.del(&netlink.Route{Dst: r.Dst, Table: t.table, Protocol: Protocol, Priority: r.Priority})
-}
-
 // installed reads the routes with our protocol from the kernel: ours by
-// prefix, and strays (another metric, so not installed by this version).
-func (t *Table) installed() (ours map[netip.Prefix]netlink.Route, strays []netlink.Route, err error) {
+// prefix, and the deletes of strays (another metric, so not installed by
+// this version).
+func (t *Table) installed() (ours map[netip.Prefix]netlink.Route, strays []routeOp, err error) {
 	ours = make(map[netip.Prefix]netlink.Route)
 	for _, family := range []int{unix.AF_INET, unix.AF_INET6} {
 		list, err := t.link.list(family, t.table, Protocol)
@@ -96,10 +105,12 @@ func (t *Table) installed() (ours map[netip.Prefix]netlink.Route, strays []netli
 		}
 		for _, r := range list {
 			prefix, ok := ipNetPrefix(r.Dst)
-			if ok && r.Priority == Metric {
+			switch {
+			case !ok: // not an IP route: nothing this package could have written
+			case r.Priority == Metric:
 				ours[prefix] = r
-			} else {
-				strays = append(strays, r)
+			default:
+				strays = append(strays, routeOp{prefix: prefix, metric: uint32(r.Priority)})
 			}
 		}
 	}
