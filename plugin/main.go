@@ -26,8 +26,13 @@ import (
 	"github.com/ipvlan-bgp/ipvlan-bgp/store"
 )
 
-// stateFile is the store's name inside STATE_DIR.
-const stateFile = "ipvlan-bgp.db"
+const (
+	// stateFile is the store's name inside STATE_DIR.
+	stateFile = "ipvlan-bgp.db"
+	// kernelResync is how often learned routes are checked against the
+	// kernel, restoring any deleted by hand.
+	kernelResync = 30 * time.Second
+)
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -150,6 +155,10 @@ func start(ctx context.Context, cfg config, cfgErr error, getenv func(string) st
 		if err := p.speaker.Start(ctx); err != nil {
 			log.WithError(err).Error("BGP speaker failed to start; containers still get networks")
 		}
+		// The first resync comes a full period after start: by then the
+		// sessions have replayed what they still send, so only routes kept
+		// from the previous run that nobody sends any more are removed.
+		go p.kernel.Run(ctx, kernelResync)
 	}
 	return p, nil
 }
@@ -168,8 +177,8 @@ func newSpeaker(getenv func(string) string, log *logrus.Entry) (*bgp.Speaker, *f
 }
 
 // stop ends BGP (without a Cease when graceful restart is on, so peers keep
-// forwarding to our containers while a new plugin starts) and closes the
-// state file.
+// forwarding to our containers while a new plugin starts, and the kernel
+// keeps the learned routes) and closes the state file.
 func (p *plugin) stop(log *logrus.Entry) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -177,6 +186,14 @@ func (p *plugin) stop(log *logrus.Entry) {
 		if err := p.speaker.Stop(ctx, p.graceful); err != nil && !errors.Is(err, context.Canceled) {
 			log.WithError(err).Warn("stopping BGP")
 		}
+		// With graceful restart the learned routes keep forwarding until the
+		// next run relearns them; without it they go with the sessions.
+		if !p.graceful {
+			if err := p.kernel.Flush(ctx); err != nil {
+				log.WithError(err).Warn("removing learned routes from the kernel")
+			}
+		}
+		p.kernel.Close()
 	}
 	p.driver.Close()
 	if err := p.db.Close(); err != nil {
