@@ -29,8 +29,17 @@ type importer struct {
 	owned  func(netip.Prefix) bool
 	log    *logrus.Entry
 
+	// ownedKick wakes run to check every learned route against owned
+	// again; capacity 1, see ownedChanged.
+	ownedKick chan struct{}
+
+	// The fields below belong to run's goroutine.
+
+	// learned holds every prefix's current best paths (withdrawn ones
+	// removed), so a change of owned can be applied without GoBGP.
+	learned map[netip.Prefix][]learnedPath
 	// refused holds the prefixes refused and why, so each is logged once
-	// (again only after it was withdrawn and learned anew).
+	// (again only after it was accepted or withdrawn in between).
 	refused map[netip.Prefix]string
 	// peerLinks maps a peer's address to the interface of its session, for
 	// link-local next hops; "" caches "not known" until a session changes.
@@ -43,8 +52,21 @@ func newImporter(table *fib.Table, policy ImportPolicy, owned func(netip.Prefix)
 		policy:    policy,
 		owned:     owned,
 		log:       log.WithField("component", "import"),
+		ownedKick: make(chan struct{}, 1),
+		learned:   make(map[netip.Prefix][]learnedPath),
 		refused:   make(map[netip.Prefix]string),
 		peerLinks: make(map[netip.Addr]string),
+	}
+}
+
+// ownedChanged tells the importer that the prefixes this host owns
+// changed: a learned route inside a prefix that became ours leaves the
+// kernel, one that stopped being ours goes in. It never blocks; changes
+// made while a check is pending are covered by that check.
+func (im *importer) ownedChanged() {
+	select {
+	case im.ownedKick <- struct{}{}:
+	default:
 	}
 }
 
@@ -85,6 +107,8 @@ func (im *importer) run(ctx context.Context, s *server.BgpServer) error {
 			return nil
 		case b := <-batches:
 			im.apply(ctx, s, im.coalesce(b, batches))
+		case <-im.ownedKick:
+			im.recheck(ctx, s)
 		}
 	}
 }
@@ -133,19 +157,54 @@ func (im *importer) groupByPrefix(paths []*api.Path) map[netip.Prefix][]learnedP
 	return groups
 }
 
-// apply brings the kernel in line with the pending prefixes.
+// apply brings the kernel in line with the pending prefixes, in one batch.
 func (im *importer) apply(ctx context.Context, s *server.BgpServer, pending map[netip.Prefix][]learnedPath) {
+	routes := make([]fib.Route, 0, len(pending))
 	for prefix, paths := range pending {
 		if len(paths) == 0 {
-			delete(im.refused, prefix)
-		} else if reason := im.refusal(prefix); reason != "" {
-			im.refuse(prefix, paths, reason)
-			paths = nil // also takes out a route installed before the prefix became ours
+			delete(im.learned, prefix)
+		} else {
+			im.learned[prefix] = paths
 		}
-		nexthops := im.nexthops(ctx, s, paths)
-		if err := im.table.Replace(ctx, prefix, nexthops); err != nil {
-			im.log.WithError(err).WithField("prefix", prefix).Warn("install learned route (retried by the periodic sync)")
-		}
+		routes = append(routes, im.route(ctx, s, prefix, paths))
+	}
+	im.install(ctx, routes)
+}
+
+// recheck applies the import policy again to every learned route, after
+// the owned prefixes changed; fib sends only the routes that change.
+func (im *importer) recheck(ctx context.Context, s *server.BgpServer) {
+	routes := make([]fib.Route, 0, len(im.learned))
+	for prefix, paths := range im.learned {
+		routes = append(routes, im.route(ctx, s, prefix, paths))
+	}
+	im.install(ctx, routes)
+}
+
+// route is the kernel route for prefix's learned paths: no next hops when
+// there are none or the policy refuses it.
+func (im *importer) route(ctx context.Context, s *server.BgpServer, prefix netip.Prefix, paths []learnedPath) fib.Route {
+	reason := ""
+	if len(paths) > 0 {
+		reason = im.refusal(prefix)
+	}
+	if reason == "" {
+		delete(im.refused, prefix)
+		return fib.Route{Prefix: prefix, Nexthops: im.nexthops(ctx, s, paths)}
+	}
+	im.refuse(prefix, paths, reason)
+	// No next hops also takes out a route installed before the prefix
+	// became ours.
+	return fib.Route{Prefix: prefix}
+}
+
+func (im *importer) install(ctx context.Context, routes []fib.Route) {
+	refused, err := im.table.ReplaceBatch(ctx, routes)
+	if err != nil {
+		return // ctx ended: the importer is stopping
+	}
+	for _, r := range refused {
+		im.log.WithError(r.Err).WithField("prefix", r.Prefix).Warn("install learned route (retried by the periodic sync)")
 	}
 }
 

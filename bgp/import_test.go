@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -114,10 +115,11 @@ func announce(t *testing.T, frr *testnet.FRR, as int, lines ...string) {
 }
 
 // startImporter runs an importer until the test ends or stop is called.
-func (f *importFabric) startImporter(policy ImportPolicy, owned func(netip.Prefix) bool, log *logrus.Entry) (stop func()) {
+func (f *importFabric) startImporter(policy ImportPolicy, owned func(netip.Prefix) bool, log *logrus.Entry) (im *importer, stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- newImporter(f.table, policy, owned, log).run(ctx, f.s) }()
+	im = newImporter(f.table, policy, owned, log)
+	go func() { done <- im.run(ctx, f.s) }()
 	stopped := false
 	stop = func() {
 		if stopped {
@@ -130,7 +132,7 @@ func (f *importFabric) startImporter(policy ImportPolicy, owned func(netip.Prefi
 		}
 	}
 	f.t.Cleanup(stop)
-	return stop
+	return im, stop
 }
 
 // waitKernel waits until our protocol's routes in the kernel are exactly want.
@@ -228,7 +230,7 @@ func TestImportPolicy(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			log, hook := logtest.NewNullLogger()
-			stop := f.startImporter(tc.policy, owned, logrus.NewEntry(log))
+			_, stop := f.startImporter(tc.policy, owned, logrus.NewEntry(log))
 			want := make(map[string][]string)
 			for _, p := range tc.want {
 				want[p] = via
@@ -263,6 +265,40 @@ func checkRefusals(t *testing.T, hook *logtest.Hook, want map[string]string) {
 			t.Errorf("refusal of %s logged %d times, want once", prefix, seen[prefix])
 		}
 	}
+}
+
+// TestImportOwnedChange: when a prefix becomes ours, the learned route to
+// it leaves the kernel without waiting for the next event for it, and
+// comes back when it is ours no more.
+func TestImportOwnedChange(t *testing.T) {
+	f := newImportFabric(t)
+	f.addFRRLeaf(1, "198.51.100.0/24", "198.51.101.0/24", "198.51.102.0/24")
+	var (
+		mu    sync.Mutex
+		owned = make(map[netip.Prefix]bool)
+	)
+	im, _ := f.startImporter(ImportPolicy{}, func(p netip.Prefix) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return owned[p]
+	}, testLog())
+	setOwned := func(prefix string, own bool) {
+		mu.Lock()
+		owned[pfx(prefix)] = own
+		mu.Unlock()
+		im.ownedChanged()
+	}
+	via := []string{"via 192.0.2.6 dev leaf1"}
+	all := map[string][]string{"198.51.100.0/24": via, "198.51.101.0/24": via, "198.51.102.0/24": via}
+	f.waitKernel("every learned route", all)
+
+	setOwned("198.51.100.0/24", true)
+	setOwned("198.51.102.0/23", true) // covers 198.51.102.0/24
+	f.waitKernel("the routes to prefixes now ours gone", map[string][]string{"198.51.101.0/24": via})
+
+	setOwned("198.51.100.0/24", false)
+	setOwned("198.51.102.0/23", false)
+	f.waitKernel("the routes back once the prefixes are ours no more", all)
 }
 
 // TestImportFromBIRD: a BIRD leaf next to an FRR leaf; BIRD announces over
