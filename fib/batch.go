@@ -22,23 +22,29 @@ type routeOp struct {
 }
 
 // Requests go to the kernel in chunks: one sendmsg carries up to
-// chunkBytes of messages (well under the socket's default send buffer),
-// and the kernel has answered all of them when sendmsg returns, so the
-// receive buffer must hold chunkOps acknowledgements at once.
+// chunkBytes or chunkOps messages, well under the socket's send buffer
+// (sendBuffer, or the kernel's default of about 200 KiB).
 const (
-	chunkBytes = 64 << 10
+	chunkBytes = 128 << 10
 	chunkOps   = 1024
-	// receiveBuffer holds chunkOps acknowledgements: a success answer takes
-	// well under 1 KiB of socket memory, one with an error message a little more.
+	sendBuffer = 1 << 20
+	// receiveBuffer holds the answers to a chunk: refusals (each with the
+	// kernel's reason) and the final acknowledgement.
 	receiveBuffer = 4 << 20
 	// answerWait bounds the wait for an answer the kernel should already
-	// have queued; past it the route is reported as unanswered.
+	// have queued; past it the routes are reported as unanswered.
 	answerWait = 2 * time.Second
 )
 
 // batchWriter writes routes on its own netlink socket, many messages per
-// sendmsg, each with its own sequence number and an acknowledgement, so a
-// refusal is matched to its route; extended acks make the kernel say why.
+// sendmsg, each with its own sequence number, so a refusal is matched to
+// its route; extended acks make the kernel say why.
+//
+// Only a chunk's last message asks for an acknowledgement: the kernel
+// answers the others only when it refuses them, and handles a chunk's
+// messages in order, so once the last is answered every message without an
+// answer went in. Reading one answer per route instead would cost a
+// system call per route.
 type batchWriter struct {
 	fd    int
 	table uint32
@@ -70,11 +76,13 @@ func setupSocket(fd int) error {
 			return fmt.Errorf("set netlink socket option %d: %w", opt, err)
 		}
 	}
-	// Past net.core.rmem_max only with CAP_NET_ADMIN, which writing routes
-	// needs anyway; without it the kernel's cap applies and a chunk whose
-	// answers overflow it is reported as unanswered, not lost silently.
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, receiveBuffer); err != nil {
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, receiveBuffer)
+	// Past net.core.[rw]mem_max only with CAP_NET_ADMIN, which writing
+	// routes needs anyway; without it the kernel's caps apply: smaller
+	// chunks then, and answers that overflow are reported as unanswered.
+	for _, opt := range [][3]int{{unix.SO_SNDBUFFORCE, unix.SO_SNDBUF, sendBuffer}, {unix.SO_RCVBUFFORCE, unix.SO_RCVBUF, receiveBuffer}} {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, opt[0], opt[2]); err != nil {
+			_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, opt[1], opt[2])
+		}
 	}
 	tv := unix.NsecToTimeval(answerWait.Nanoseconds())
 	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
@@ -106,18 +114,22 @@ func (w *batchWriter) write(ctx context.Context, ops []routeOp) []error {
 
 // encodeChunk puts ops[start:] into w.req until a chunk is full and
 // returns where it stopped. The i-th message of the chunk has sequence
-// number w.seq+1+i.
+// number w.seq+1+i; the last one asks for an acknowledgement.
 func (w *batchWriter) encodeChunk(ops []routeOp, start int) int {
 	w.req = w.req[:0]
+	last := 0
 	end := start
 	for end < len(ops) && end-start < chunkOps && len(w.req) < chunkBytes {
+		last = len(w.req)
 		w.req = w.appendRouteMsg(w.req, ops[end], w.seq+1+uint32(end-start))
 		end++
 	}
+	flags := binary.NativeEndian.Uint16(w.req[last+6:])
+	binary.NativeEndian.PutUint16(w.req[last+6:], flags|unix.NLM_F_ACK)
 	return end
 }
 
-// exchange sends one encoded chunk and collects the answer to each op.
+// exchange sends one encoded chunk and collects the refusals.
 func (w *batchWriter) exchange(ops []routeOp, errs []error) {
 	first := w.seq + 1
 	w.seq += uint32(len(ops))
@@ -130,7 +142,7 @@ func (w *batchWriter) exchange(ops []routeOp, errs []error) {
 	answered := make([]bool, len(ops))
 	var lost error
 	flags := 0
-	for pending := len(ops); pending > 0; {
+	for !answered[len(ops)-1] {
 		n, _, err := unix.Recvfrom(w.fd, w.rbuf, flags)
 		switch {
 		case errors.Is(err, unix.EINTR): // the Go runtime's preemption signal
@@ -144,7 +156,12 @@ func (w *batchWriter) exchange(ops []routeOp, errs []error) {
 			w.unanswered(errs, answered, cmp.Or(lost, err))
 			return
 		}
-		pending -= w.readAnswers(w.rbuf[:n], first, ops, errs, answered)
+		w.readAnswers(w.rbuf[:n], first, ops, errs, answered)
+	}
+	if lost != nil {
+		// A dropped answer may have been a refusal: nothing unanswered
+		// is known to be in.
+		w.unanswered(errs, answered, lost)
 	}
 }
 
@@ -161,27 +178,24 @@ func (w *batchWriter) unanswered(errs []error, answered []bool, err error) {
 	}
 }
 
-// readAnswers matches the acknowledgements in one datagram to their ops by
-// sequence number and returns how many it answered.
-func (w *batchWriter) readAnswers(b []byte, first uint32, ops []routeOp, errs []error, answered []bool) int {
-	n := 0
+// readAnswers matches the answers in one datagram to their ops by
+// sequence number.
+func (w *batchWriter) readAnswers(b []byte, first uint32, ops []routeOp, errs []error, answered []bool) {
 	for len(b) >= unix.SizeofNlMsghdr {
 		h := unix.NlMsghdr{
 			Len: binary.NativeEndian.Uint32(b), Type: binary.NativeEndian.Uint16(b[4:]),
 			Flags: binary.NativeEndian.Uint16(b[6:]), Seq: binary.NativeEndian.Uint32(b[8:]),
 		}
 		if h.Len < unix.SizeofNlMsghdr || int(h.Len) > len(b) {
-			return n
+			return
 		}
 		i := int(h.Seq - first)
 		if h.Type == unix.NLMSG_ERROR && i >= 0 && i < len(ops) && !answered[i] {
 			answered[i] = true
-			n++
 			errs[i] = ackError(h, b[unix.SizeofNlMsghdr:h.Len], ops[i])
 		}
 		b = b[min(nlmAlign(int(h.Len)), len(b)):]
 	}
-	return n
 }
 
 // ackError decodes an NLMSG_ERROR answer: errno 0 is success, and so is a

@@ -74,7 +74,8 @@ func TestReplaceBatchRefusesOnlyBadRoutes(t *testing.T) {
 }
 
 // TestReplaceBatchMatchesErrorsAcrossChunks: refusals spread over several
-// sendmsg chunks are each matched to their own prefix by sequence number.
+// sendmsg chunks, first and last messages of a chunk among them, are each
+// matched to their own prefix by sequence number.
 func TestReplaceBatchMatchesErrorsAcrossChunks(t *testing.T) {
 	tbl, dev, n := newTestTable(t)
 	good, unreachable := hop(fmt.Sprintf("10.%d.0.2", n), dev), hop("172.31.0.2", "")
@@ -153,8 +154,7 @@ func TestReplaceInHighTable(t *testing.T) {
 func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 
 // FuzzReadAnswers feeds arbitrary bytes as the kernel's answers: they must
-// never panic, and only an NLMSG_ERROR with a sequence number of the chunk
-// answers an op.
+// never panic, and only an answer to an op gives it an error.
 func FuzzReadAnswers(f *testing.F) {
 	ack := func(seq uint32, errno int32, flags uint16, tail ...byte) []byte {
 		b := binary.NativeEndian.AppendUint32(nil, uint32(16+4+16+len(tail)))
@@ -172,17 +172,11 @@ func FuzzReadAnswers(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ops := []routeOp{{paths: []path{{}}}, {paths: []path{{}}}, {}}
 		errs, answered := make([]error, len(ops)), make([]bool, len(ops))
-		n := (&batchWriter{}).readAnswers(b, 1, ops, errs, answered)
-		count := 0
+		(&batchWriter{}).readAnswers(b, 1, ops, errs, answered)
 		for i := range answered {
-			if answered[i] {
-				count++
-			} else if errs[i] != nil {
+			if !answered[i] && errs[i] != nil {
 				t.Fatalf("op %d not answered but has error %v", i, errs[i])
 			}
-		}
-		if n != count {
-			t.Fatalf("readAnswers said %d answered, marked %d", n, count)
 		}
 	})
 }
