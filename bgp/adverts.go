@@ -66,28 +66,11 @@ func checkAdvert(a route.Advert) error {
 	if !a.Prefix.IsValid() || a.Prefix != a.Prefix.Masked() {
 		return fmt.Errorf("prefix %s is not a network prefix", a.Prefix)
 	}
-	_, err := buildPath(a.Prefix, pathAttrs{a.Communities, a.LargeCommunities})
-	return err
-}
-
-// wantedPaths merges every owner's adverts into one path per prefix, so two
-// owners announcing the same prefix share it until the last one withdraws.
-func (s *Speaker) wantedPaths() map[netip.Prefix]pathAttrs {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make(map[netip.Prefix]pathAttrs)
-	for _, adverts := range s.owners {
-		for _, a := range adverts {
-			if !s.exportAllowed(a.Prefix) {
-				continue
-			}
-			cur := out[a.Prefix]
-			cur.communities = sortedUnion(cur.communities, a.Communities)
-			cur.largeCommunities = sortedUnion(cur.largeCommunities, a.LargeCommunities)
-			out[a.Prefix] = cur
-		}
+	if _, err := communityValues(a.Communities); err != nil {
+		return err
 	}
-	return out
+	_, err := largeCommunityValues(a.LargeCommunities)
+	return err
 }
 
 func sortedUnion(a, b []string) []string {
@@ -96,28 +79,42 @@ func sortedUnion(a, b []string) []string {
 	return slices.Compact(out)
 }
 
-// reconcile makes GoBGP's locally originated paths match the wanted set,
-// adding or replacing what differs and withdrawing what is gone.
+// reconcile applies the changes since the last run to GoBGP's locally
+// originated paths: adds or replaces what differs, withdraws what is gone.
+// Failed prefixes stay marked for the retry.
 func (s *Speaker) reconcile(ctx context.Context) error {
 	s.reconcileMu.Lock()
 	defer s.reconcileMu.Unlock()
-	want := s.wantedPaths()
-	for p, attrs := range s.announced {
-		if _, ok := want[p]; !ok {
-			if err := s.withdraw(ctx, p, attrs); err != nil {
-				return err
-			}
-		}
-	}
-	for p, attrs := range want {
-		if cur, ok := s.announced[p]; ok && cur.equal(attrs) {
-			continue
-		}
-		if err := s.announce(ctx, p, attrs); err != nil {
-			return err
+	s.mu.Lock()
+	changes := s.wanted.takeChanges(s.exportAllowed)
+	s.mu.Unlock()
+	var failed []netip.Prefix
+	var errs []error
+	for p, want := range changes {
+		if err := s.apply(ctx, p, want); err != nil {
+			failed = append(failed, p)
+			errs = append(errs, err)
 		}
 	}
 	s.announcedCount.Store(int64(len(s.announced)))
+	if len(failed) == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	s.wanted.markDirty(failed)
+	s.mu.Unlock()
+	return fmt.Errorf("%d of %d changes failed, first: %w", len(failed), len(changes), errs[0])
+}
+
+// apply brings one prefix to want (nil: withdrawn).
+func (s *Speaker) apply(ctx context.Context, p netip.Prefix, want *pathAttrs) error {
+	cur, announced := s.announced[p]
+	switch {
+	case want == nil && announced:
+		return s.withdraw(ctx, p, cur)
+	case want != nil && (!announced || !cur.equal(*want)):
+		return s.announce(ctx, p, *want)
+	}
 	return nil
 }
 
@@ -131,8 +128,10 @@ func (s *Speaker) announce(ctx context.Context, p netip.Prefix, attrs pathAttrs)
 		return fmt.Errorf("announce %s: %w", p, err)
 	}
 	s.announced[p] = attrs
-	s.log.WithFields(logrus.Fields{"prefix": p, "communities": attrs.communities,
-		"large_communities": attrs.largeCommunities}).Debug("announced")
+	if s.log.Logger.IsLevelEnabled(logrus.DebugLevel) { // spare 10k field maps per bulk Set
+		s.log.WithFields(logrus.Fields{"prefix": p, "communities": attrs.communities,
+			"large_communities": attrs.largeCommunities}).Debug("announced")
+	}
 	return nil
 }
 
@@ -149,7 +148,9 @@ func (s *Speaker) withdraw(ctx context.Context, p netip.Prefix, attrs pathAttrs)
 		return fmt.Errorf("withdraw %s: %w", p, err)
 	}
 	delete(s.announced, p)
-	s.log.WithField("prefix", p).Debug("withdrawn")
+	if s.log.Logger.IsLevelEnabled(logrus.DebugLevel) {
+		s.log.WithField("prefix", p).Debug("withdrawn")
+	}
 	return nil
 }
 
@@ -176,13 +177,9 @@ func buildPath(p netip.Prefix, attrs pathAttrs) (*api.Path, error) {
 		pattrs = append(pattrs, bgp.NewPathAttributeCommunities(values))
 	}
 	if len(attrs.largeCommunities) > 0 {
-		var values []*bgp.LargeCommunity
-		for _, c := range attrs.largeCommunities {
-			lc, err := bgp.ParseLargeCommunity(c)
-			if err != nil {
-				return nil, fmt.Errorf("large community %q: %w", c, err)
-			}
-			values = append(values, lc)
+		values, err := largeCommunityValues(attrs.largeCommunities)
+		if err != nil {
+			return nil, err
 		}
 		pattrs = append(pattrs, bgp.NewPathAttributeLargeCommunities(values))
 	}
@@ -200,6 +197,18 @@ func communityValues(list []string) ([]uint32, error) {
 			return nil, fmt.Errorf("community %q: want ASN:VALUE, each 0..65535", c)
 		}
 		out = append(out, uint32(h)<<16|uint32(l))
+	}
+	return out, nil
+}
+
+func largeCommunityValues(list []string) ([]*bgp.LargeCommunity, error) {
+	var out []*bgp.LargeCommunity
+	for _, c := range list {
+		lc, err := bgp.ParseLargeCommunity(c)
+		if err != nil {
+			return nil, fmt.Errorf("large community %q: %w", c, err)
+		}
+		out = append(out, lc)
 	}
 	return out, nil
 }

@@ -3,6 +3,34 @@
 // (numbered, unnumbered over IPv6 link-local, or dynamic), keeps peers'
 // routes across its own restarts (RFC 4724) and serves GoBGP's gRPC API on a
 // root-only unix socket for the stock `gobgp` CLI.
+//
+// Settings come from BGP_* env vars (see EnvASN and the constants after it)
+// and an optional TOML file (BGP_CONFIG_FILE, default /state/bgp.toml). Env
+// wins for scalars, the file for lists. A file, every key optional:
+//
+//	asn = 65010                         # scalars as in env: asn, router-id,
+//	router-id = "192.0.2.9"             # listen-port, graceful-restart,
+//	restart-time = "120s"               # restart-time, import-default,
+//	export-allow = ["10.1.0.0/16 le 32"] # api-socket, api-tcp
+//	import-allow = ["10.0.0.0/8"]
+//
+//	[[peer-group]]
+//	name = "leaves"
+//	remote-as = "external"              # a number, "external" or "internal"
+//	password = "md5-secret"
+//	hold-time = "9s"                    # keepalive defaults to a third
+//	families = ["ipv4-unicast", "ipv6-unicast"]
+//	multihop-ttl = 2
+//	max-prefixes = 1000
+//
+//	[[neighbor]]
+//	address = "10.0.0.1"                # or interface = "eth1" (unnumbered)
+//	peer-group = "leaves"               # then its own keys override the group's
+//	keepalive = 2
+//
+//	[[dynamic-neighbor]]
+//	prefix = "10.0.9.0/24"              # passive: accept sessions from here
+//	peer-group = "leaves"
 package bgp
 
 import (

@@ -88,7 +88,7 @@ const (
 	maxSocketPath = 107
 )
 
-// fileConfig is the TOML file's layout; see the package example.
+// fileConfig is the TOML file's layout; the package comment shows one.
 type fileConfig struct {
 	ASN             Opt `toml:"asn"`
 	RouterID        Opt `toml:"router-id"`

@@ -13,6 +13,12 @@ import (
 // its leaf.
 const connectRetry = 5
 
+// restartDeferral bounds how long a restarting GoBGP holds back its
+// updates waiting for End-of-RIB from EVERY neighbour (one leaf that is down
+// would hold them for the whole deferral). Our routes are all in the RIB
+// before any session starts, so waiting longer gains nothing.
+const restartDeferral = 5
+
 // addPeers configures peer groups, dynamic neighbours and neighbours. A
 // neighbour that fails is logged and kept in Status; the others still come
 // up. Unnumbered neighbours are added in the background once their link
@@ -87,7 +93,7 @@ func (s *Speaker) peerCommon(ps PeerSettings, families []Family, restarting bool
 			// Set the Restart State bit when we come back with routes to
 			// re-announce, so peers keep them until our End-of-RIB.
 			LocalRestarting: restarting,
-			DeferralTime:    uint32(gr.RestartTime.Seconds()),
+			DeferralTime:    restartDeferral,
 		}
 	}
 	for _, f := range families {

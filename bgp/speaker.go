@@ -25,10 +25,10 @@ type Speaker struct {
 	log    *logrus.Entry
 
 	mu      sync.Mutex
-	owners  map[string][]route.Advert // what each owner wants; guarded by mu
-	lastErr error                     // last config or BGP error; guarded by mu
-	cancel  context.CancelFunc        // stops the background work; guarded by mu
-	running bool                      // guarded by mu
+	wanted  wantedSet          // what each owner wants; guarded by mu
+	lastErr error              // last config or BGP error; guarded by mu
+	cancel  context.CancelFunc // stops the background work; guarded by mu
+	running bool               // guarded by mu
 
 	kick chan struct{} // wakes the reconcile loop; capacity 1
 
@@ -65,7 +65,7 @@ func NewSpeaker(cfg Config, opts Options) *Speaker {
 		cfg:       cfg,
 		kernel:    opts.Kernel,
 		log:       log,
-		owners:    make(map[string][]route.Advert),
+		wanted:    newWantedSet(),
 		kick:      make(chan struct{}, 1),
 		announced: make(map[netip.Prefix]pathAttrs),
 	}
@@ -76,11 +76,7 @@ func NewSpeaker(cfg Config, opts Options) *Speaker {
 func (s *Speaker) Set(owner string, adverts []route.Advert) {
 	adverts = s.acceptable(owner, adverts)
 	s.mu.Lock()
-	if len(adverts) == 0 {
-		delete(s.owners, owner)
-	} else {
-		s.owners[owner] = adverts
-	}
+	s.wanted.set(owner, adverts)
 	s.mu.Unlock()
 	s.wake()
 }
@@ -97,14 +93,8 @@ func (s *Speaker) wake() {
 func (s *Speaker) Owns(p netip.Prefix) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, adverts := range s.owners {
-		for _, a := range adverts {
-			if a.Prefix == p {
-				return true
-			}
-		}
-	}
-	return false
+	_, ok := s.wanted.byPrefix[p]
+	return ok
 }
 
 // Server is the embedded GoBGP server, for the importer's watch; nil before

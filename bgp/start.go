@@ -23,7 +23,7 @@ func (s *Speaker) Start(ctx context.Context) error {
 		s.mu.Unlock()
 		return fmt.Errorf("BGP speaker already started")
 	}
-	restarting := len(s.owners) > 0
+	restarting := len(s.wanted.owners) > 0
 	s.mu.Unlock()
 	if err := s.start(ctx, restarting); err != nil {
 		s.recordErr(err, "start BGP speaker", nil)
@@ -97,12 +97,13 @@ func (s *Speaker) startGlobal(ctx context.Context, routerID string) error {
 // peers, then starts the background loops.
 func (s *Speaker) run(ctx context.Context, restarting bool) error {
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s.mu.Lock()
-	s.running, s.cancel = true, cancel
-	s.mu.Unlock()
 	s.reconcileMu.Lock()
 	clear(s.announced) // a new GoBGP server starts empty, even after a Stop
 	s.reconcileMu.Unlock()
+	s.mu.Lock()
+	s.running, s.cancel = true, cancel
+	s.wanted.markAll()
+	s.mu.Unlock()
 	if err := s.reconcile(ctx); err != nil {
 		s.recordErr(err, "add initial announcements", nil)
 	}

@@ -37,7 +37,7 @@ type PeerStatus struct {
 // Start too (no peers then).
 func (s *Speaker) Status(ctx context.Context) (Status, error) {
 	s.mu.Lock()
-	st := Status{Running: s.running, ASN: s.cfg.ASN, Adverts: maps.Clone(s.owners)}
+	st := Status{Running: s.running, ASN: s.cfg.ASN, Adverts: maps.Clone(s.wanted.owners)}
 	if s.lastErr != nil {
 		st.LastError = s.lastErr.Error()
 	}
