@@ -117,14 +117,14 @@ func (im *importer) run(ctx context.Context, s *server.BgpServer) error {
 // event's set for a prefix replaces an earlier one, so a burst of churn
 // becomes one kernel change per prefix.
 func (im *importer) coalesce(b watchBatch, queued <-chan watchBatch) map[netip.Prefix][]learnedPath {
-	pending := make(map[netip.Prefix][]learnedPath)
+	pending := b.paths // the batch is ours now: merging into it spares a copy
 	for {
 		if b.peerChanged {
 			clear(im.peerLinks)
 		}
-		maps.Copy(pending, b.paths)
 		select {
 		case b = <-queued:
+			maps.Copy(pending, b.paths)
 		default:
 			return pending
 		}

@@ -133,7 +133,7 @@ func (w *batchWriter) encodeChunk(ops []routeOp, start int) int {
 func (w *batchWriter) exchange(ops []routeOp, errs []error) {
 	first := w.seq + 1
 	w.seq += uint32(len(ops))
-	if err := unix.Sendto(w.fd, w.req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+	if err := w.send(); err != nil {
 		for i := range errs {
 			errs[i] = fmt.Errorf("send to the kernel: %w", err)
 		}
@@ -162,6 +162,17 @@ func (w *batchWriter) exchange(ops []routeOp, errs []error) {
 		// A dropped answer may have been a refusal: nothing unanswered
 		// is known to be in.
 		w.unanswered(errs, answered, lost)
+	}
+}
+
+// send hands the chunk to the kernel, which handles every message in it
+// before the call returns.
+func (w *batchWriter) send() error {
+	for {
+		err := unix.Sendto(w.fd, w.req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
+		if !errors.Is(err, unix.EINTR) {
+			return err
+		}
 	}
 }
 
