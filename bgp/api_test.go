@@ -119,3 +119,15 @@ func goModCache(t *testing.T) string {
 	}
 	return strings.TrimSpace(string(out))
 }
+
+// TestGoBGPFatalDoesNotExit: GoBGP calls Fatal when its gRPC listener
+// fails; the plugin must survive it, with the error in Status.
+func TestGoBGPFatalDoesNotExit(t *testing.T) {
+	s := NewSpeaker(testConfig(), Options{Log: speakerLog(t)})
+	l := &gobgpLogger{log: s.log, failed: s.recordErr}
+	l.Fatal("failed to listen grpc port", map[string]any{"Err": "address in use"})
+	st, err := s.Status(context.Background())
+	if err != nil || !strings.Contains(st.LastError, "failed to listen grpc port") {
+		t.Fatalf("Status = %+v, %v; want GoBGP's fatal error kept", st, err)
+	}
+}

@@ -2,6 +2,7 @@ package bgp
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -11,48 +12,67 @@ import (
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/testnet"
 )
 
+// grFabric is one FRR leaf and a speaker config peering with it.
+type grFabric struct {
+	ns   *testnet.NS
+	frr  *testnet.FRR
+	cfg  Config
+	peer string // how FRR names our session
+	via  string // what FRR's kernel route through us shows
+}
+
+func numberedFabric(t *testing.T) grFabric {
+	ns, hostIf, peerIf := link(t, "gr")
+	testnet.Host.AddAddr(t, hostIf, "10.0.2.1/30")
+	ns.AddAddr(t, peerIf, "10.0.2.2/30")
+	frr := testnet.StartFRR(t, ns, frrLeaf(65002, "10.0.2.2", " neighbor 10.0.2.1 remote-as 64512"))
+	return grFabric{ns: ns, frr: frr, cfg: testConfig(numbered("10.0.2.2", 65002)), peer: "10.0.2.1", via: "via 10.0.2.1"}
+}
+
+func unnumberedFabric(t *testing.T) grFabric {
+	ns, hostIf, peerIf := link(t, "grun")
+	frr := testnet.StartFRR(t, ns, frrLeaf(65002, "10.0.2.2", " neighbor "+peerIf+" interface remote-as external"))
+	n := Neighbor{Interface: hostIf, PeerSettings: PeerSettings{HoldTime: 9 * time.Second, Keepalive: 3 * time.Second}}
+	return grFabric{ns: ns, frr: frr, cfg: testConfig(n), peer: peerIf, via: "via inet6 fe80::"}
+}
+
 // TestGracefulRestartKeepsRoutes stops a speaker without Cease and starts a
 // new one with the same config and routes: FRR must keep the route in its
 // RIB and kernel throughout (polled every 100 ms). A clean stop afterwards
 // must withdraw it, which shows the poll can see a loss.
 func TestGracefulRestartKeepsRoutes(t *testing.T) {
-	ns, hostIf, peerIf := link(t, "gr")
-	testnet.Host.AddAddr(t, hostIf, "10.0.2.1/30")
-	ns.AddAddr(t, peerIf, "10.0.2.2/30")
-	frr := testnet.StartFRR(t, ns, frrLeaf(65002, "10.0.2.2", " neighbor 10.0.2.1 remote-as 64512"))
-	cfg := testConfig(numbered("10.0.2.2", 65002))
-	adverts := []route.Advert{advert("10.2.0.1/32")}
+	for name, fabric := range map[string]func(*testing.T) grFabric{"numbered": numberedFabric, "unnumbered": unnumberedFabric} {
+		t.Run(name, func(t *testing.T) { testGracefulRestart(t, fabric(t)) })
+	}
+}
 
-	first := NewSpeaker(cfg, Options{Log: speakerLog(t)})
+func testGracefulRestart(t *testing.T, f grFabric) {
+	const prefix = "10.2.0.1/32"
+	adverts := []route.Advert{advert(prefix)}
+	first := NewSpeaker(f.cfg, Options{Log: speakerLog(t)})
 	first.Set("ep", adverts)
 	if err := first.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	testnet.WaitFor(t, 30*time.Second, "10.2.0.1/32 in FRR's kernel", func() (bool, string) {
-		out := kernelRoute(ns, "10.2.0.1/32")
-		return strings.Contains(out, "via 10.0.2.1"), out
+	testnet.WaitFor(t, 30*time.Second, prefix+" in FRR's kernel", func() (bool, string) {
+		out := kernelRoute(f.ns, prefix)
+		return strings.Contains(out, f.via), out
 	})
 
-	stopPoll := pollRoute(t, frr, ns, "10.2.0.1/32")
+	stopPoll := pollRoute(t, f.frr, f.ns, prefix)
 	if err := first.Stop(context.Background(), true); err != nil {
 		t.Fatalf("graceful Stop: %v", err)
 	}
-	testnet.WaitFor(t, 10*time.Second, "FRR to see the session drop and mark the route stale", func() (bool, string) {
-		p := frrLookup(t, frr, "10.2.0.1/32")
-		return len(p.Paths) == 1 && p.Paths[0].Stale, frr.Vtysh(t, "show bgp ipv4 unicast 10.2.0.1/32")
-	})
+	waitStale(t, f.frr, prefix, true)
 
-	second := NewSpeaker(cfg, Options{Log: speakerLog(t)})
+	second := NewSpeaker(f.cfg, Options{Log: speakerLog(t)})
 	second.Set("ep", adverts)
 	if err := second.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = second.Stop(context.Background(), false) })
-	waitEstablished(t, frr, "10.0.2.1")
-	testnet.WaitFor(t, 10*time.Second, "the route refreshed (not stale)", func() (bool, string) {
-		p := frrLookup(t, frr, "10.2.0.1/32")
-		return len(p.Paths) == 1 && !p.Paths[0].Stale, frr.Vtysh(t, "show bgp ipv4 unicast 10.2.0.1/32")
-	})
+	waitEstablished(t, f.frr, f.peer)
+	waitStale(t, f.frr, prefix, false)
 	if misses := stopPoll(); len(misses) > 0 {
 		t.Fatalf("FRR lost the route during the graceful restart: %s", strings.Join(misses, "; "))
 	}
@@ -60,7 +80,17 @@ func TestGracefulRestartKeepsRoutes(t *testing.T) {
 	if err := second.Stop(context.Background(), false); err != nil {
 		t.Fatalf("clean Stop: %v", err)
 	}
-	waitGone(t, ns, "10.2.0.1/32")
+	waitGone(t, f.ns, prefix)
+}
+
+// waitStale waits for FRR's one path for prefix to be (or stop being)
+// stale: kept from a session that dropped, not yet refreshed.
+func waitStale(t *testing.T, frr *testnet.FRR, prefix string, stale bool) {
+	t.Helper()
+	testnet.WaitFor(t, 10*time.Second, fmt.Sprintf("%s stale=%v at FRR", prefix, stale), func() (bool, string) {
+		p := frrLookup(t, frr, prefix)
+		return len(p.Paths) == 1 && p.Paths[0].Stale == stale, frr.Vtysh(t, "show bgp ipv4 unicast "+prefix)
+	})
 }
 
 // pollRoute checks FRR's RIB and kernel for prefix every 100 ms until the
