@@ -24,6 +24,8 @@ type Speaker struct {
 	kernel *fib.Table
 	log    *logrus.Entry
 
+	lifecycle sync.Mutex // serialises Start and Stop
+
 	mu      sync.Mutex
 	wanted  wantedSet          // what each owner wants; guarded by mu
 	lastErr error              // last config or BGP error; guarded by mu
@@ -133,6 +135,8 @@ func (s *Speaker) reconcileLoop(ctx context.Context) {
 // Cease, as a crash would, so peers in graceful-restart helper mode keep
 // our routes until we come back; graceful=false withdraws cleanly (Cease).
 func (s *Speaker) Stop(ctx context.Context, graceful bool) error {
+	s.lifecycle.Lock()
+	defer s.lifecycle.Unlock()
 	s.mu.Lock()
 	running, cancel := s.running, s.cancel
 	s.running = false

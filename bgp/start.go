@@ -18,6 +18,8 @@ const exportPolicy = "ipvlan-export-local-only"
 // background. An error is also kept for Status: the plugin logs it and goes
 // on serving Docker.
 func (s *Speaker) Start(ctx context.Context) error {
+	s.lifecycle.Lock()
+	defer s.lifecycle.Unlock()
 	s.mu.Lock()
 	if s.running {
 		s.mu.Unlock()
@@ -59,7 +61,8 @@ func (s *Speaker) start(ctx context.Context, restarting bool) error {
 	}
 	s.api = apiSrv
 	s.log.WithFields(logrus.Fields{"asn": s.cfg.ASN, "router_id": routerID, "port": s.cfg.ListenPort}).Info("BGP speaker started")
-	return s.run(ctx, restarting)
+	s.run(ctx, restarting)
+	return nil
 }
 
 // startGlobal starts the BGP instance with the export policy in place
@@ -95,7 +98,7 @@ func (s *Speaker) startGlobal(ctx context.Context, routerID string) error {
 // routes through a graceful restart never see them missing from our first
 // update (GoBGP sends End-of-RIB soon after a session comes up), then the
 // peers, then starts the background loops.
-func (s *Speaker) run(ctx context.Context, restarting bool) error {
+func (s *Speaker) run(ctx context.Context, restarting bool) {
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.reconcileMu.Lock()
 	clear(s.announced) // a new GoBGP server starts empty, even after a Stop
@@ -118,5 +121,4 @@ func (s *Speaker) run(ctx context.Context, restarting bool) error {
 			s.api.serve(bg)
 		}()
 	}
-	return nil
 }
