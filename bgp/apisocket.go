@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/sirupsen/logrus"
 )
@@ -23,7 +24,6 @@ type apiServer struct {
 	socket    string // the public unix socket, removed on close
 	listeners []net.Listener
 	log       *logrus.Entry
-	conns     sync.WaitGroup
 }
 
 // newAPIServer opens the public listeners; nil when the API is off.
@@ -111,16 +111,16 @@ func (a *apiServer) acceptLoop(l net.Listener) {
 		}
 		if err != nil {
 			a.log.WithError(err).Warn("accept API connection")
+			time.Sleep(100 * time.Millisecond) // out of descriptors: do not spin
 			continue
 		}
-		a.conns.Add(1)
 		go a.relay(conn)
 	}
 }
 
-// relay copies bytes both ways between a client and GoBGP's socket.
+// relay copies bytes both ways between a client and GoBGP's socket; it ends
+// when either side closes (GoBGP's side does when the speaker stops).
 func (a *apiServer) relay(client net.Conn) {
-	defer a.conns.Done()
 	defer client.Close()
 	backend, err := net.Dial("unix", a.internalPath())
 	if err != nil {
