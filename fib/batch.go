@@ -77,8 +77,9 @@ func setupSocket(fd int) error {
 		}
 	}
 	// Past net.core.[rw]mem_max only with CAP_NET_ADMIN, which writing
-	// routes needs anyway; without it the kernel's caps apply: smaller
-	// chunks then, and answers that overflow are reported as unanswered.
+	// routes needs anyway; without it the kernel's caps apply: the default
+	// send buffer still takes a chunk, and answers that overflow the
+	// receive buffer are reported as unanswered.
 	for _, opt := range [][3]int{{unix.SO_SNDBUFFORCE, unix.SO_SNDBUF, sendBuffer}, {unix.SO_RCVBUFFORCE, unix.SO_RCVBUF, receiveBuffer}} {
 		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, opt[0], opt[2]); err != nil {
 			_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, opt[1], opt[2])
@@ -124,8 +125,9 @@ func (w *batchWriter) encodeChunk(ops []routeOp, start int) int {
 		w.req = w.appendRouteMsg(w.req, ops[end], w.seq+1+uint32(end-start))
 		end++
 	}
-	flags := binary.NativeEndian.Uint16(w.req[last+6:])
-	binary.NativeEndian.PutUint16(w.req[last+6:], flags|unix.NLM_F_ACK)
+	const flagsAt = 6 // nlmsghdr: length (4 bytes), type (2), flags (2)
+	flags := binary.NativeEndian.Uint16(w.req[last+flagsAt:])
+	binary.NativeEndian.PutUint16(w.req[last+flagsAt:], flags|unix.NLM_F_ACK)
 	return end
 }
 
