@@ -301,6 +301,52 @@ func TestImportOwnedChange(t *testing.T) {
 	f.waitKernel("the routes back once the prefixes are ours no more", all)
 }
 
+// TestImportReportsKernelRefusal: a leaf announces one route whose next hop
+// the kernel cannot reach, among good ones in the same burst; the good ones
+// go in and the refusal is logged under the refused prefix, with the
+// kernel's reason.
+func TestImportReportsKernelRefusal(t *testing.T) {
+	f := newImportFabric(t)
+	host, leaf, ns := f.link(1)
+	testnet.StartFRR(t, ns, fmt.Sprintf(`ip prefix-list far seq 5 permit 198.51.101.0/24
+route-map out permit 10
+ match ip address prefix-list far
+ set ip next-hop 172.31.0.9
+route-map out permit 20
+router bgp 65101
+ bgp router-id %s
+ no bgp ebgp-requires-policy
+ no bgp network import-check
+ neighbor %s remote-as %d
+ neighbor %s timers 3 9
+ neighbor %s timers connect 1
+ address-family ipv4 unicast
+  network 198.51.100.0/24
+  network 198.51.101.0/24
+  network 198.51.102.0/24
+  neighbor %s route-map out out
+ exit-address-family
+`, leaf, host, hostAS, host, host, host))
+	f.addPeer(leaf, 65101)
+	log, hook := logtest.NewNullLogger()
+	f.startImporter(ImportPolicy{}, ownsNothing, logrus.NewEntry(log))
+	via := []string{"via 192.0.2.6 dev leaf1"}
+	f.waitKernel("the reachable routes", map[string][]string{"198.51.100.0/24": via, "198.51.102.0/24": via})
+	testnet.WaitFor(t, 10*time.Second, "the refusal logged", func() (bool, string) {
+		var seen []string
+		for _, e := range hook.AllEntries() {
+			if e.Message == "install learned route (retried by the periodic sync)" {
+				err, _ := e.Data[logrus.ErrorKey].(error)
+				if fmt.Sprint(e.Data["prefix"]) == "198.51.101.0/24" && err != nil && strings.Contains(err.Error(), "Nexthop has invalid gateway") {
+					return true, ""
+				}
+				seen = append(seen, fmt.Sprintf("%v: %v", e.Data["prefix"], err))
+			}
+		}
+		return false, fmt.Sprintf("refusals logged: %q", seen)
+	})
+}
+
 // TestImportFromBIRD: a BIRD leaf next to an FRR leaf; BIRD announces over
 // an IPv6 session both an IPv6 prefix and, with extended next hop (RFC
 // 8950), an IPv4 prefix whose next hop is BIRD's link-local address.
