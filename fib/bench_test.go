@@ -1,3 +1,15 @@
+// Figures of BenchmarkReplace100k on the 2-core test machine (noisy),
+// go test ./fib -run XXX -bench Replace100k -benchtime=1x -count=3;
+// seconds for 100,000 single-path IPv4 routes:
+//
+//	Table.ReplaceBatch           1.14  1.27  1.22
+//	Table.Replace, one per route 1.51  1.58  1.39
+//	bare netlink loop (baseline) 2.28  2.15  2.06
+//
+// Before the batched writer, Table.Replace took 6.7-7.5 s against the
+// loop's 2.8-4.9 s in the same runs (then under heavier load). Most of
+// what is left is the kernel's own work inserting routes.
+
 package fib
 
 import (
