@@ -144,8 +144,9 @@ func (t *Table) Remove(ctx context.Context, prefix netip.Prefix) error {
 // ReplaceBatch is Replace for many routes at once, written to the kernel in
 // few system calls; it is how a burst of learned routes should arrive. Later
 // entries for a prefix win over earlier ones. It returns the routes that did
-// not go in, in the order given, each with the reason (the kernel's own
-// words when it refused); as with Replace, a refused route stays wanted. The
+// not go in, each with the reason (the kernel's own words when it refused
+// one). As with Replace, a route the kernel refused or whose interface is
+// missing stays wanted, so Sync retries it; a malformed one is dropped. The
 // error is ctx's, when it ended before every route was written.
 func (t *Table) ReplaceBatch(ctx context.Context, routes []Route) ([]RouteError, error) {
 	if err := ctx.Err(); err != nil {
