@@ -79,11 +79,18 @@ mgmt_up() {
 
 # hosts_up HOST...: one dockerd per host, started in parallel, busybox imported.
 hosts_up() {
-	local h
-	for h in "$@"; do launch_dockerd "$h" "$h"; done
+	local h pids=()
+	# --live-restore: containers (and the plugin) keep running while dockerd
+	# restarts, as on production hosts; the restart scenario relies on it.
+	for h in "$@"; do launch_dockerd "$h" "$h" --live-restore; done
 	for h in "$@"; do wait_dockerd "$h"; done
-	for h in "$@"; do import_busybox "$h" & done
-	wait
+	# Wait on the imports alone: a bare `wait` would also wait for the
+	# dockerds, which are children of this shell too.
+	for h in "$@"; do
+		import_busybox "$h" &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
 }
 
 # plugin_publish HOST: `docker plugin create` the plugin built from the working
@@ -140,4 +147,27 @@ rib_has() {
 		vtysh_ns "$ns" "show bgp ipv$([ "${prefix#*:}" != "$prefix" ] && echo 6 || echo 4) unicast $prefix json" |
 			jq -e '.paths | length > 0' >/dev/null
 	fi
+}
+
+# restart_dockerd HOST: stop the host's dockerd and containerd and start them
+# again (together: they must share a mount namespace). Containers live on in
+# their shims (--live-restore).
+restart_dockerd() {
+	local h=$1 pid
+	pid=$(cat "/run/$h/dockerd.pid")
+	kill -TERM "$pid"
+	wait_for "! kill -0 $pid" 60 || fail "dockerd $h did not stop"
+	pkill -TERM -f "containerd --config /run/$h/containerd.toml" || true
+	wait_for "! pgrep -f 'containerd --config /run/$h/containerd.toml'" 30 || fail "containerd of $h did not stop"
+	launch_dockerd "$h" "$h" --live-restore
+	wait_dockerd "$h"
+}
+
+# plugin_pid HOST: the plugin process serving HOST's dockerd.
+plugin_pid() {
+	local p
+	for p in $(pgrep -x ipvlan-bgp); do
+		[ "$(ip netns identify "$p")" = "$1" ] && echo "$p"
+	done
+	return 0
 }

@@ -1,0 +1,29 @@
+#!/bin/bash
+# Every plugin scenario (`make integration`), on one fabric in one boot so the
+# suite stays within CI's time: leaf2 runs BIRD here (the demo runs FRR
+# there), host1 peers with leaf1 unnumbered over its ipvlan parent (the
+# seed's failure), host3 is dual-homed to both leaves.
+#
+# Each scenario is a file beside this one; they run in an order where none
+# depends on another's leftovers, and the restarts come last.
+set -euo pipefail
+. /lab/lib.sh
+. /payload/scenarios/fabric.sh
+. /payload/scenarios/checks.sh
+
+export HOST1_NEIGHBORS=eth0:65131
+fabric_up bird
+hosts_up host1 host2 host3
+plugin_publish host1
+for h in host1 host2 host3; do
+	# shellcheck disable=SC2046
+	plugin_install "$h" $("${h}_settings")
+	net_create "$h" fabric
+done
+wait_sessions
+
+for s in routes path unnumbered ecmp badinput restarts; do
+	lab_log "---- scenario $s ----"
+	. "/payload/scenarios/scenario-$s.sh"
+done
+pass "all scenarios"
