@@ -79,6 +79,10 @@ func TestReplaceBatchRefusesOnlyBadRoutes(t *testing.T) {
 func TestReplaceBatchMatchesErrorsAcrossChunks(t *testing.T) {
 	tbl, dev, n := newTestTable(t)
 	good, unreachable := hop(fmt.Sprintf("10.%d.0.2", n), dev), hop("172.31.0.2", "")
+	one := (&batchWriter{}).appendRouteMsg(nil, routeOp{prefix: benchPrefix(0), paths: []path{{addr: good.Addr, ifindex: 1}}}, 1)
+	if chunkOps*len(one) > chunkBytes {
+		t.Fatalf("chunks end at %d bytes, before %d messages of %d bytes: the chunk edges below are wrong", chunkBytes, chunkOps, len(one))
+	}
 	const total = 2*chunkOps + 10
 	badAt := []int{0, chunkOps - 1, chunkOps, chunkOps + 1, 2*chunkOps - 1, total - 1}
 	routes := make([]Route, total)
