@@ -37,7 +37,7 @@ func newAPIServer(cfg Config, log *logrus.Entry) (*apiServer, error) {
 	}
 	a := &apiServer{dir: dir, log: log.WithField("part", "gobgp-api")}
 	if cfg.APISocket != "" {
-		l, err := listenPrivateUnix(cfg.APISocket, dir)
+		l, err := listenPrivateUnix(cfg.APISocket)
 		if err != nil {
 			_ = a.close()
 			return nil, fmt.Errorf("%s: %w", EnvAPISocket, err)
@@ -62,13 +62,20 @@ func (a *apiServer) internalAddress() string { return "unix://" + a.internalPath
 func (a *apiServer) internalPath() string { return filepath.Join(a.dir, "gobgp.sock") }
 
 // listenPrivateUnix creates a unix socket at path that only root can use.
-// It binds inside the private directory, sets mode 0600, then renames it
-// into place, so no one can connect in between and a stale socket from a
-// previous run is replaced atomically. Anything else at path is refused.
-func listenPrivateUnix(path, privateDir string) (net.Listener, error) {
+// It binds inside a private (0700) directory beside path, sets mode 0600,
+// then renames it into place, so no one can connect in between and a stale
+// socket from a previous run is replaced atomically. The directory is beside
+// path because a rename cannot cross file systems (the plugin's /state is a
+// mount of its own). Anything but a socket at path is refused.
+func listenPrivateUnix(path string) (net.Listener, error) {
 	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket == 0 {
 		return nil, fmt.Errorf("%s exists and is not a socket; not replacing it", path)
 	}
+	privateDir, err := os.MkdirTemp(filepath.Dir(path), ".gobgp-api-")
+	if err != nil {
+		return nil, fmt.Errorf("make private directory beside %s: %w", path, err)
+	}
+	defer os.RemoveAll(privateDir)
 	tmp := filepath.Join(privateDir, "public.sock")
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
 	if err != nil {

@@ -42,9 +42,12 @@ func (s *Speaker) start(ctx context.Context, restarting bool) error {
 			return fmt.Errorf("%s unset and no default: %w", EnvRouterID, err)
 		}
 	}
+	// Without its API the speaker still routes: an operator loses the gobgp
+	// CLI, not the fabric, so the error is kept and shown, not fatal.
 	apiSrv, err := newAPIServer(s.cfg, s.log)
 	if err != nil {
-		return err
+		s.recordErr(err, "GoBGP API is off; BGP runs without it", nil)
+		apiSrv = nil
 	}
 	opts := []server.ServerOption{server.LoggerOption(&gobgpLogger{log: s.log, failed: s.recordErr})}
 	if apiSrv != nil {
