@@ -15,8 +15,19 @@ type gobgpLogger struct {
 
 var _ gobgplog.Logger = (*gobgpLogger)(nil)
 
+// entry names GoBGP's peer field "peer", as the rest of the plugin's log
+// lines do, so one filter finds a session's up/down lines and ours.
 func (l *gobgpLogger) entry(fields gobgplog.Fields) *logrus.Entry {
-	return l.log.WithField("part", "gobgp").WithFields(logrus.Fields(fields))
+	f := logrus.Fields(fields)
+	if key, ok := f["Key"]; ok {
+		f = logrus.Fields{}
+		for k, v := range fields {
+			f[k] = v
+		}
+		delete(f, "Key")
+		f["peer"] = key
+	}
+	return l.log.WithField("part", "gobgp").WithFields(f)
 }
 
 // Panic keeps GoBGP's contract: it does not return.
@@ -31,8 +42,20 @@ func (l *gobgpLogger) Fatal(msg string, fields gobgplog.Fields) {
 
 func (l *gobgpLogger) Error(msg string, fields gobgplog.Fields) { l.entry(fields).Error(msg) }
 func (l *gobgpLogger) Warn(msg string, fields gobgplog.Fields)  { l.entry(fields).Warn(msg) }
-func (l *gobgpLogger) Info(msg string, fields gobgplog.Fields)  { l.entry(fields).Info(msg) }
-func (l *gobgpLogger) Debug(msg string, fields gobgplog.Fields) { l.entry(fields).Debug(msg) }
+
+// Info and Debug skip building an entry when the level is off: GoBGP logs
+// at debug for every destination it learns.
+func (l *gobgpLogger) Info(msg string, fields gobgplog.Fields) {
+	if l.log.Logger.IsLevelEnabled(logrus.InfoLevel) {
+		l.entry(fields).Info(msg)
+	}
+}
+
+func (l *gobgpLogger) Debug(msg string, fields gobgplog.Fields) {
+	if l.log.Logger.IsLevelEnabled(logrus.DebugLevel) {
+		l.entry(fields).Debug(msg)
+	}
+}
 
 // SetLevel is ignored: the plugin's logrus logger owns the level.
 func (l *gobgpLogger) SetLevel(gobgplog.LogLevel) {}

@@ -14,6 +14,9 @@ func (s *Speaker) startImporter(ctx context.Context) {
 		return
 	}
 	im := newImporter(s.kernel, s.cfg.Import, s.Owns, s.log.WithField("part", "import"))
+	s.mu.Lock()
+	s.importer = im
+	s.mu.Unlock()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

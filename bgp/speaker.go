@@ -38,9 +38,10 @@ type Speaker struct {
 	announced      map[netip.Prefix]pathAttrs // what is in GoBGP; guarded by reconcileMu
 	announcedCount atomic.Int64
 
-	server *server.BgpServer
-	api    *apiServer
-	wg     sync.WaitGroup // background goroutines
+	server   *server.BgpServer
+	api      *apiServer
+	importer *importer      // set by Start when a kernel table was given; under mu
+	wg       sync.WaitGroup // background goroutines
 }
 
 var _ route.Announcer = (*Speaker)(nil)
@@ -79,8 +80,14 @@ func (s *Speaker) Set(owner string, adverts []route.Advert) {
 	adverts = s.acceptable(owner, adverts)
 	s.mu.Lock()
 	s.wanted.set(owner, adverts)
+	im := s.importer
 	s.mu.Unlock()
 	s.wake()
+	// A learned route into a prefix that just became ours must leave the
+	// kernel now, not at the peer's next update for it.
+	if im != nil {
+		im.ownedChanged()
+	}
 }
 
 func (s *Speaker) wake() {
