@@ -11,7 +11,6 @@ set -euo pipefail
 . /payload/scenarios/fabric.sh
 . /payload/scenarios/checks.sh
 
-export HOST1_NEIGHBORS=eth0:65131
 fabric_up bird
 hosts_up host1 host2 host3
 plugin_publish host1

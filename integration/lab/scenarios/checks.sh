@@ -7,7 +7,7 @@ wait_sessions() {
 		fail "host1's unnumbered session to leaf1 did not come up"
 	wait_for "birdc_ns leaf2 show protocols host2_v4 | grep -q Established" 90 ||
 		fail "host2's session to leaf2 (BIRD) did not come up"
-	wait_for "vtysh_ns leaf1 'show bgp ipv4 unicast summary json' | jq -e '.peers[\"10.0.3.1\"].state == \"Established\"'" 90 ||
+	wait_for "vtysh_ns leaf1 'show bgp neighbors 10.0.3.1 json' | jq -e '.[\"10.0.3.1\"].bgpState == \"Established\"'" 90 ||
 		fail "host3's session to leaf1 did not come up"
 	wait_for "birdc_ns leaf2 show protocols host3_v4 | grep -q Established" 90 ||
 		fail "host3's session to leaf2 did not come up"

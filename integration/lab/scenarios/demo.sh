@@ -21,9 +21,9 @@ plugin_install host2 $(host2_settings)
 dk host1 plugin ls
 
 banner "BGP sessions at leaf1"
-wait_for "vtysh_ns leaf1 'show bgp ipv4 unicast summary json' | jq -e '.peers[\"10.0.1.1\"].state == \"Established\"'" 60 ||
-	fail "host1's session to leaf1 did not come up"
-wait_for "vtysh_ns leaf2 'show bgp ipv4 unicast summary json' | jq -e '.peers[\"10.0.2.1\"].state == \"Established\"'" 60 ||
+wait_for "vtysh_ns leaf1 'show bgp neighbors swp1 json' | jq -e '.swp1.bgpState == \"Established\"'" 90 ||
+	fail "host1's unnumbered session to leaf1 did not come up"
+wait_for "vtysh_ns leaf2 'show bgp neighbors 10.0.2.1 json' | jq -e '.[\"10.0.2.1\"].bgpState == \"Established\"'" 90 ||
 	fail "host2's session to leaf2 did not come up"
 vtysh_ns leaf1 "show bgp summary"
 

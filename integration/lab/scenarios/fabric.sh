@@ -9,7 +9,7 @@
 #            swp1 |     swp3 \        / swp3    | swp1
 #            eth0 |      eth0 \      / eth1     | eth0
 #            host1 (65134)    host3 (65136)    host2 (65135)
-#                             dual-homed
+#          unnumbered         dual-homed          numbered
 #
 # Every host is a Docker host: its own dockerd, the plugin installed from the
 # lab's registry, eth0 the ipvlan parent and the BGP uplink. A management
@@ -110,9 +110,10 @@ plugin_install() {
 	dk "$h" plugin install --grant-all-permissions --alias "$PLUGIN" "$PLUGIN_REF" "$@" >/dev/null
 }
 
-# The settings each host's plugin gets: AS, router ID, its leaf neighbours
-# (numbered), its block of the shared container subnet.
-host1_settings() { echo BGP_ASN=65134 BGP_ROUTER_ID=10.0.1.1 "BGP_NEIGHBORS=${HOST1_NEIGHBORS:-10.0.1.0:65131,fd00:0:1::1:65131}" IPAM_LOCAL_RANGES=10.244.1.0/24,fd00:244:0:1::/64; }
+# The settings each host's plugin gets: AS, router ID, its leaf neighbours,
+# its block of the shared container subnet. host1 peers unnumbered on eth0,
+# its ipvlan parent (the seed's set-up); the others numbered.
+host1_settings() { echo BGP_ASN=65134 BGP_ROUTER_ID=10.0.1.1 BGP_NEIGHBORS=eth0:65131 IPAM_LOCAL_RANGES=10.244.1.0/24,fd00:244:0:1::/64; }
 host2_settings() { echo BGP_ASN=65135 BGP_ROUTER_ID=10.0.2.1 BGP_NEIGHBORS=10.0.2.0:65132,fd00:0:2::1:65132 IPAM_LOCAL_RANGES=10.244.2.0/24,fd00:244:0:2::/64; }
 host3_settings() { echo BGP_ASN=65136 BGP_ROUTER_ID=10.0.3.1 BGP_NEIGHBORS=10.0.3.0:65131,10.0.3.2:65132,fd00:0:3::1:65131,fd00:0:4::1:65132 IPAM_LOCAL_RANGES=10.244.3.0/24,fd00:244:0:3::/64; }
 
