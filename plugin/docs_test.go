@@ -1,0 +1,634 @@
+package main
+
+import (
+	"flag"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/bgp"
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/testnet"
+)
+
+// The docs in docs/ are checked against the code, so they cannot drift:
+// settings and options against config.json and the driver's source, error
+// texts against the format strings that produce them, the TOML example
+// against bgp.LoadConfig, and quoted lab files against the files themselves.
+
+var updateDocs = flag.Bool("update-docs", false, "rewrite the lab files quoted in docs/*.md (<!-- file: PATH --> blocks) from the files")
+
+const (
+	repoRoot  = ".."
+	reference = "../docs/reference.md"
+)
+
+// TestReferenceSettings: every setting config.json declares is in the
+// reference with config.json's default, the reference documents no other,
+// and every BGP_* setting package bgp reads is declared in config.json.
+func TestReferenceSettings(t *testing.T) {
+	declared := map[string]string{}
+	for _, e := range readManifest(t).Env {
+		declared[e.Name] = e.Value
+	}
+	for name, env := range stringConsts(t, "../bgp/load.go", func(n string) bool { return strings.HasPrefix(n, "Env") }) {
+		if _, ok := declared[env]; !ok {
+			t.Errorf("bgp.%s (%s) is read by the speaker but missing from config.json", name, env)
+		}
+	}
+	documented := map[string]string{}
+	for _, row := range tableRows(t, readDoc(t, reference), "setting") {
+		name := singleCode(t, row, 0)
+		def, ok := documentedDefault(row[1])
+		if !ok {
+			t.Errorf("reference.md: %s: the default cell %q is neither `VALUE` nor text starting with \"empty\"", name, row[1])
+		}
+		documented[name] = def
+	}
+	for name, def := range declared {
+		got, ok := documented[name]
+		switch {
+		case !ok:
+			t.Errorf("reference.md does not document setting %s", name)
+		case got != def:
+			t.Errorf("reference.md: %s default %q, config.json %q", name, got, def)
+		}
+	}
+	for name := range documented {
+		if _, ok := declared[name]; !ok {
+			t.Errorf("reference.md documents setting %s, which config.json does not declare", name)
+		}
+	}
+}
+
+// documentedDefault reads a default cell: `VALUE`, or text starting with
+// "empty" that says what an empty value means.
+func documentedDefault(cell string) (string, bool) {
+	if strings.HasPrefix(cell, "empty") {
+		return "", true
+	}
+	spans := codeSpans(cell)
+	if len(spans) == 0 || !strings.HasPrefix(cell, "`") {
+		return "", false
+	}
+	return spans[0], true
+}
+
+// TestReferenceOptions: the reference's option tables list exactly the
+// option keys driver/options.go accepts: every opt* constant for -o, and
+// those parseEndpointOptions accepts for --driver-opt.
+func TestReferenceOptions(t *testing.T) {
+	network := stringConsts(t, "../driver/options.go", func(n string) bool { return strings.HasPrefix(n, "opt") })
+	if len(network) == 0 {
+		t.Fatal("no opt* constants in driver/options.go: the test no longer matches how the driver names its options")
+	}
+	container := map[string]string{}
+	for name := range identsIn(t, "../driver/options.go", "parseEndpointOptions") {
+		if key, ok := network[name]; ok {
+			container[name] = key
+		}
+	}
+	if len(container) == 0 {
+		t.Fatal("parseEndpointOptions refers to no opt* constant: the test no longer matches the driver")
+	}
+	doc := readDoc(t, reference)
+	for _, tt := range []struct {
+		header string
+		keys   map[string]string
+	}{{"network option", network}, {"container option", container}} {
+		var documented []string
+		for _, row := range tableRows(t, doc, tt.header) {
+			documented = append(documented, singleCode(t, row, 0))
+		}
+		for name, key := range tt.keys {
+			if !slices.Contains(documented, key) {
+				t.Errorf("reference.md: the %q table lacks %s (driver constant %s)", tt.header, key, name)
+			}
+		}
+		for _, key := range documented {
+			if !mapHasValue(tt.keys, key) {
+				t.Errorf("reference.md: the %q table documents %s, which the driver does not accept", tt.header, key)
+			}
+		}
+	}
+}
+
+func mapHasValue(m map[string]string, v string) bool {
+	for _, x := range m {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// errorWrappers are the error types' formats around a reason, as regular
+// expressions capturing the reason: driver.OptionError, the plugin's
+// settingError, bgp.ConfigError and ipam.Error.
+var errorWrappers = []*regexp.Regexp{
+	regexp.MustCompile(`^ipvlan-bgp: option [^=]+="(?:[^"\\]|\\.)*": (.+)$`),
+	regexp.MustCompile(`^setting [A-Z0-9_]+="(?:[^"\\]|\\.)*": (.+)$`),
+	regexp.MustCompile(`^.+?="(?:[^"\\]|\\.)*": (.+)$`),
+	regexp.MustCompile(`^[a-zA-Z -]+ "(?:[^"\\]|\\.)*": (.+)$`),
+}
+
+// TestDocumentedErrorsExist: every error text the docs quote in an "error"
+// table is one the code can produce: its reason matches a format string of
+// the packages that answer Docker and read the settings.
+func TestDocumentedErrorsExist(t *testing.T) {
+	var formats []*regexp.Regexp
+	for _, dir := range []string{"../driver", "../ipam", "../internal/route", "../bgp", "."} {
+		formats = append(formats, formatPatterns(t, dir)...)
+	}
+	checked := 0
+	for _, doc := range docFiles(t) {
+		for _, row := range rowsUnder(readDoc(t, doc), "error") {
+			text := singleCode(t, row, 0)
+			checked++
+			if !producible(text, formats) {
+				t.Errorf("%s: no format string in the code produces the documented error %q", filepath.Base(doc), text)
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("the docs quote no error in an \"error\" table")
+	}
+}
+
+func producible(text string, formats []*regexp.Regexp) bool {
+	reasons := []string{text}
+	for _, w := range errorWrappers {
+		if m := w.FindStringSubmatch(text); m != nil {
+			reasons = append(reasons, m[1])
+		}
+	}
+	for _, r := range reasons {
+		for _, f := range formats {
+			if f.MatchString(r) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// formatPatterns turns every string literal (and every + of literals) in
+// the non-test Go files of dir into an anchored pattern where each fmt verb
+// matches any text. Left out, as they would match any error: literals with
+// fewer than 8 letters besides their verbs ("%s: %w"), and the error types'
+// own formats around a reason ("ipvlan-bgp: option %s=%q: %s"), whose
+// reason errorWrappers takes apart instead.
+func formatPatterns(t *testing.T, dir string) []*regexp.Regexp {
+	t.Helper()
+	var out []*regexp.Regexp
+	for _, file := range goFiles(t, dir) {
+		ast.Inspect(file, func(n ast.Node) bool {
+			expr, ok := n.(ast.Expr)
+			if !ok {
+				return true
+			}
+			if s, ok := foldString(expr); ok {
+				if p := formatPattern(s); p != nil {
+					out = append(out, p)
+				}
+			}
+			return true
+		})
+	}
+	return out
+}
+
+// foldString evaluates a string literal or a sum of them.
+func foldString(e ast.Expr) (string, bool) {
+	switch e := e.(type) {
+	case *ast.BasicLit:
+		if e.Kind != token.STRING {
+			return "", false
+		}
+		s, err := strconv.Unquote(e.Value)
+		return s, err == nil
+	case *ast.BinaryExpr:
+		if e.Op != token.ADD {
+			return "", false
+		}
+		x, ok := foldString(e.X)
+		y, ok2 := foldString(e.Y)
+		return x + y, ok && ok2
+	case *ast.ParenExpr:
+		return foldString(e.X)
+	}
+	return "", false
+}
+
+var fmtVerb = regexp.MustCompile(`%[-+# 0]*[0-9]*(?:\.[0-9]+)?[a-zA-Z%]`)
+
+var reasonWrapper = regexp.MustCompile(`%q: %[sv]$`)
+
+func formatPattern(format string) *regexp.Regexp {
+	if reasonWrapper.MatchString(format) {
+		return nil
+	}
+	letters := 0
+	for _, r := range fmtVerb.ReplaceAllString(format, "") {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' {
+			letters++
+		}
+	}
+	if letters < 8 {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString("^")
+	last := 0
+	for _, loc := range fmtVerb.FindAllStringIndex(format, -1) {
+		b.WriteString(regexp.QuoteMeta(format[last:loc[0]]))
+		switch verb := format[loc[1]-1]; verb {
+		case '%':
+			b.WriteString("%")
+		case 'd':
+			b.WriteString(`-?[0-9]+`)
+		default:
+			b.WriteString(`.*`)
+		}
+		last = loc[1]
+	}
+	b.WriteString(regexp.QuoteMeta(format[last:]))
+	b.WriteString("$")
+	return regexp.MustCompile(b.String())
+}
+
+// TestReferenceTOMLExamples loads every ```toml block of the reference with
+// bgp.LoadConfig as the managed plugin would: config.json's defaults in the
+// environment and BGP_CONFIG_FILE naming the block. Every section of the
+// block must make it into the configuration.
+func TestReferenceTOMLExamples(t *testing.T) {
+	env := map[string]string{}
+	for _, e := range readManifest(t).Env {
+		env[e.Name] = e.Value
+	}
+	blocks := 0
+	for _, b := range fencedBlocks(readDoc(t, reference)) {
+		if b.info != "toml" {
+			continue
+		}
+		blocks++
+		body := provideInterfaces(t, b.body)
+		path := filepath.Join(t.TempDir(), "bgp.toml")
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		env[bgp.EnvConfigFile] = path
+		cfg, err := bgp.LoadConfig(func(k string) string { return env[k] })
+		if err != nil {
+			t.Errorf("reference.md line %d: the TOML example does not load: %v", b.line, err)
+			continue
+		}
+		for _, s := range []struct {
+			section string
+			loaded  int
+		}{{"[[peer-group]]", len(cfg.PeerGroups)}, {"[[neighbor]]", len(cfg.Neighbors)}, {"[[dynamic-neighbor]]", len(cfg.DynamicNeighbors)}} {
+			if want := strings.Count(body, "\n"+s.section); want != s.loaded {
+				t.Errorf("reference.md line %d: the example has %d %s, the loaded configuration %d", b.line, want, s.section, s.loaded)
+			}
+		}
+	}
+	if blocks == 0 {
+		t.Fatal("reference.md has no ```toml example")
+	}
+}
+
+var interfaceKey = regexp.MustCompile(`(?m)^(interface\s*=\s*)"([^"]+)"`)
+
+// provideInterfaces makes the interfaces an example's unnumbered neighbours
+// name exist, since the loader checks them: as root (the test runs in a
+// throwaway namespace) it creates each as a veth; otherwise it points the
+// neighbour at lo, which checks everything but the name.
+func provideInterfaces(t *testing.T, body string) string {
+	t.Helper()
+	for i, m := range interfaceKey.FindAllStringSubmatch(body, -1) {
+		name := m[2]
+		if _, err := net.InterfaceByName(name); err == nil {
+			continue
+		}
+		if os.Geteuid() == 0 {
+			testnet.Veth(t, testnet.Host, name, testnet.Host, "docpeer"+strconv.Itoa(i))
+			continue
+		}
+		t.Logf("not root: the example's interface %s is checked as lo", name)
+		body = strings.ReplaceAll(body, m[0], m[1]+`"lo"`)
+	}
+	return body
+}
+
+// TestDocsQuoteLabFiles: a block after <!-- file: PATH --> is PATH byte for
+// byte (-update-docs rewrites it), every line of a block after
+// <!-- excerpt: PATH --> is a line of PATH, and the first column of a
+// "line" table holds fragments of the file quoted last before it.
+func TestDocsQuoteLabFiles(t *testing.T) {
+	quoted := 0
+	for _, doc := range docFiles(t) {
+		text := readDoc(t, doc)
+		blocks := fencedBlocks(text)
+		for i := len(blocks) - 1; i >= 0; i-- { // from the end, so rewrites keep offsets
+			b := blocks[i]
+			kind, path := b.marker()
+			if kind == "" {
+				continue
+			}
+			quoted++
+			file := readDoc(t, filepath.Join(repoRoot, path))
+			if kind == "file" && b.body != file {
+				if *updateDocs {
+					text = text[:b.start] + file + text[b.end:]
+					continue
+				}
+				t.Errorf("%s line %d: the block differs from %s (go test ./plugin -run TestDocsQuoteLabFiles -update-docs rewrites it)", filepath.Base(doc), b.line, path)
+			}
+			if kind == "excerpt" {
+				checkExcerpt(t, doc, b, path, file)
+			}
+		}
+		checkLineTables(t, doc, text, blocks)
+		if *updateDocs {
+			if err := os.WriteFile(doc, []byte(text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if quoted == 0 {
+		t.Fatal("no doc quotes a lab file")
+	}
+}
+
+func checkExcerpt(t *testing.T, doc string, b block, path, file string) {
+	t.Helper()
+	lines := strings.Split(file, "\n")
+	for _, l := range strings.Split(strings.TrimSuffix(b.body, "\n"), "\n") {
+		if !slices.Contains(lines, l) {
+			t.Errorf("%s line %d: %q is not a line of %s", filepath.Base(doc), b.line, l, path)
+		}
+	}
+}
+
+// checkLineTables checks each "line" table against the file quoted last
+// before it.
+func checkLineTables(t *testing.T, doc, text string, blocks []block) {
+	t.Helper()
+	for _, tab := range tables(text) {
+		if tab.header != "line" {
+			continue
+		}
+		path := ""
+		for _, b := range blocks {
+			if _, p := b.marker(); p != "" && b.line < tab.line {
+				path = p
+			}
+		}
+		if path == "" {
+			t.Errorf("%s line %d: a \"line\" table with no quoted file before it", filepath.Base(doc), tab.line)
+			continue
+		}
+		file := readDoc(t, filepath.Join(repoRoot, path))
+		for _, row := range tab.rows {
+			for _, fragment := range codeSpans(row[0]) {
+				if !strings.Contains(file, fragment) {
+					t.Errorf("%s line %d: %q is not in %s", filepath.Base(doc), tab.line, fragment, path)
+				}
+			}
+		}
+	}
+}
+
+// ---- Markdown, just enough of it ----
+
+type block struct {
+	info       string // the fence's language
+	body       string // between the fences, with its final newline
+	start, end int    // byte offsets of body in the document
+	line       int    // line of the opening fence
+	comment    string // the line before the fence, when it is an HTML comment
+}
+
+var markerComment = regexp.MustCompile(`^<!-- (file|excerpt): (\S+) -->$`)
+
+// marker returns the block's quoting marker: "file" or "excerpt" and the
+// path, or "" when the block quotes no file.
+func (b block) marker() (kind, path string) {
+	m := markerComment.FindStringSubmatch(b.comment)
+	if m == nil {
+		return "", ""
+	}
+	return m[1], m[2]
+}
+
+func fencedBlocks(text string) []block {
+	var out []block
+	var open *block
+	prev, offset := "", 0
+	for i, line := range strings.SplitAfter(text, "\n") {
+		trimmed := strings.TrimRight(line, "\n")
+		switch {
+		case open == nil && strings.HasPrefix(trimmed, "```"):
+			open = &block{info: strings.TrimPrefix(trimmed, "```"), start: offset + len(line), line: i + 1}
+			if strings.HasPrefix(prev, "<!--") {
+				open.comment = prev
+			}
+		case open != nil && trimmed == "```":
+			open.end = offset
+			open.body = text[open.start:open.end]
+			out = append(out, *open)
+			open = nil
+		}
+		if trimmed != "" {
+			prev = trimmed
+		}
+		offset += len(line)
+	}
+	return out
+}
+
+type table struct {
+	header string // the first header cell
+	rows   [][]string
+	line   int
+}
+
+// tables returns the document's pipe tables outside code blocks.
+func tables(text string) []table {
+	var out []table
+	var cur *table
+	inCode := false
+	for i, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, "```") {
+			inCode = !inCode
+		}
+		if inCode || !strings.HasPrefix(line, "|") {
+			cur = nil
+			continue
+		}
+		cells := splitRow(line)
+		switch {
+		case cur == nil:
+			out = append(out, table{header: cells[0], line: i + 1})
+			cur = &out[len(out)-1]
+		case strings.Trim(line, "|-: ") == "":
+		default:
+			cur.rows = append(cur.rows, cells)
+		}
+	}
+	return out
+}
+
+func splitRow(line string) []string {
+	cells := strings.Split(strings.Trim(strings.TrimSpace(line), "|"), "|")
+	for i := range cells {
+		cells[i] = strings.TrimSpace(cells[i])
+	}
+	return cells
+}
+
+// tableRows returns the rows of every table whose first header cell is
+// header; a document without one fails the test.
+func tableRows(t *testing.T, text, header string) [][]string {
+	t.Helper()
+	rows := rowsUnder(text, header)
+	if len(rows) == 0 {
+		t.Fatalf("no table with the header %q, or only empty ones", header)
+	}
+	return rows
+}
+
+func rowsUnder(text, header string) [][]string {
+	var rows [][]string
+	for _, tab := range tables(text) {
+		if tab.header == header {
+			rows = append(rows, tab.rows...)
+		}
+	}
+	return rows
+}
+
+var codeSpan = regexp.MustCompile("`([^`]*)`")
+
+func codeSpans(cell string) []string {
+	var out []string
+	for _, m := range codeSpan.FindAllStringSubmatch(cell, -1) {
+		out = append(out, m[1])
+	}
+	return out
+}
+
+// singleCode returns a cell that must be exactly one code span.
+func singleCode(t *testing.T, row []string, i int) string {
+	t.Helper()
+	spans := codeSpans(row[i])
+	if len(spans) != 1 || row[i] != "`"+spans[0]+"`" {
+		t.Errorf("row %q: cell %d should be one `code` span", row, i)
+		return row[i]
+	}
+	return spans[0]
+}
+
+// ---- Go source ----
+
+func goFiles(t *testing.T, dir string) []*ast.File {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []*ast.File
+	fset := token.NewFileSet()
+	for _, p := range paths {
+		if strings.HasSuffix(p, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, p, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+func parseGo(t *testing.T, path string) *ast.File {
+	t.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), path, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// stringConsts returns the string constants of a file whose names keep
+// accepts, name to value.
+func stringConsts(t *testing.T, path string, keep func(string) bool) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, decl := range parseGo(t, path).Decls {
+		gen, ok := decl.(*ast.GenDecl)
+		if !ok || gen.Tok != token.CONST {
+			continue
+		}
+		for _, spec := range gen.Specs {
+			vs := spec.(*ast.ValueSpec)
+			for i, name := range vs.Names {
+				if i >= len(vs.Values) || !keep(name.Name) {
+					continue
+				}
+				if s, ok := foldString(vs.Values[i]); ok {
+					out[name.Name] = s
+				}
+			}
+		}
+	}
+	return out
+}
+
+// identsIn returns the identifiers used in the body of function fn.
+func identsIn(t *testing.T, path, fn string) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	for _, decl := range parseGo(t, path).Decls {
+		fd, ok := decl.(*ast.FuncDecl)
+		if !ok || fd.Name.Name != fn || fd.Body == nil {
+			continue
+		}
+		ast.Inspect(fd.Body, func(n ast.Node) bool {
+			if id, ok := n.(*ast.Ident); ok {
+				out[id.Name] = true
+			}
+			return true
+		})
+	}
+	if len(out) == 0 {
+		t.Fatalf("%s: no function %s", path, fn)
+	}
+	return out
+}
+
+func docFiles(t *testing.T) []string {
+	t.Helper()
+	docs, err := filepath.Glob("../docs/*.md")
+	if err != nil || len(docs) == 0 {
+		t.Fatalf("no docs/*.md: %v", err)
+	}
+	return docs
+}
+
+func readDoc(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
