@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/ipvlan-bgp/ipvlan-bgp/bgp"
+	"github.com/ipvlan-bgp/ipvlan-bgp/fib"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/testnet"
 )
 
@@ -264,6 +265,65 @@ func formatPattern(format string) *regexp.Regexp {
 	return regexp.MustCompile(b.String())
 }
 
+var metricName = regexp.MustCompile(`ipvlan_bgp_[a-z0-9_]+`)
+
+// TestDocsMetricNames: every ipvlan_bgp_* name the docs use is a metric
+// package metrics defines (a histogram's _count, _sum and _bucket too).
+func TestDocsMetricNames(t *testing.T) {
+	defined := map[string]bool{}
+	for _, file := range goFiles(t, "../metrics") {
+		ast.Inspect(file, func(n ast.Node) bool {
+			if e, ok := n.(ast.Expr); ok {
+				if s, ok := foldString(e); ok {
+					defined["ipvlan_bgp_"+s] = true
+				}
+			}
+			return true
+		})
+	}
+	used := 0
+	for _, doc := range docFiles(t) {
+		for _, name := range metricName.FindAllString(readDoc(t, doc), -1) {
+			used++
+			base := name
+			for _, suffix := range []string{"_count", "_sum", "_bucket"} {
+				if trimmed, ok := strings.CutSuffix(name, suffix); ok && defined[trimmed] {
+					base = trimmed
+				}
+			}
+			if !defined[base] {
+				t.Errorf("%s: %s is not a metric package metrics defines", filepath.Base(doc), name)
+			}
+		}
+	}
+	if used == 0 {
+		t.Fatal("the docs name no metric")
+	}
+}
+
+var kernelRouteMark = regexp.MustCompile(`\b(proto|protocol|metric) ([0-9]+)\b`)
+
+// TestDocsKernelRouteMarks: the route protocol and metric the docs tell
+// operators to look for are fib's.
+func TestDocsKernelRouteMarks(t *testing.T) {
+	want := map[string]string{
+		"proto": strconv.Itoa(int(fib.Protocol)), "protocol": strconv.Itoa(int(fib.Protocol)),
+		"metric": strconv.Itoa(fib.Metric),
+	}
+	seen := 0
+	for _, doc := range docFiles(t) {
+		for _, m := range kernelRouteMark.FindAllStringSubmatch(readDoc(t, doc), -1) {
+			seen++
+			if m[2] != want[m[1]] {
+				t.Errorf("%s: %q, but fib uses %s %s", filepath.Base(doc), m[0], m[1], want[m[1]])
+			}
+		}
+	}
+	if seen == 0 {
+		t.Fatal("the docs name neither the route protocol nor the metric")
+	}
+}
+
 // TestReferenceTOMLExamples loads every ```toml block of the reference with
 // bgp.LoadConfig as the managed plugin would: config.json's defaults in the
 // environment and BGP_CONFIG_FILE naming the block. Every section of the
@@ -329,8 +389,9 @@ func provideInterfaces(t *testing.T, body string) string {
 
 // TestDocsQuoteLabFiles: a block after <!-- file: PATH --> is PATH byte for
 // byte (-update-docs rewrites it), every line of a block after
-// <!-- excerpt: PATH --> is a line of PATH, and the first column of a
-// "line" table holds fragments of the file quoted last before it.
+// <!-- excerpt: PATH --> is a line of PATH, the headings of a block after
+// <!-- headers: PATH.go --> are printed by PATH.go, and the first column of
+// a "line" table holds fragments of the file quoted last before it.
 func TestDocsQuoteLabFiles(t *testing.T) {
 	quoted := 0
 	for _, doc := range docFiles(t) {
@@ -351,8 +412,11 @@ func TestDocsQuoteLabFiles(t *testing.T) {
 				}
 				t.Errorf("%s line %d: the block differs from %s (go test ./plugin -run TestDocsQuoteLabFiles -update-docs rewrites it)", filepath.Base(doc), b.line, path)
 			}
-			if kind == "excerpt" {
+			switch kind {
+			case "excerpt":
 				checkExcerpt(t, doc, b, path, file)
+			case "headers":
+				checkHeaders(t, doc, b, path)
 			}
 		}
 		checkLineTables(t, doc, text, blocks)
@@ -376,6 +440,38 @@ func checkExcerpt(t *testing.T, doc string, b block, path, file string) {
 		}
 	}
 }
+
+// checkHeaders checks the headings of a block showing a program's tables
+// (lines without lower-case letters, such as "PEERS" or "PEER  INTERFACE
+// REMOTE AS ..."): each must be a string literal of the Go file that prints
+// them, tabs and runs of spaces read as one space.
+func checkHeaders(t *testing.T, doc string, b block, path string) {
+	t.Helper()
+	literals := map[string]bool{}
+	ast.Inspect(parseGo(t, filepath.Join(repoRoot, path)), func(n ast.Node) bool {
+		if e, ok := n.(ast.Expr); ok {
+			if s, ok := foldString(e); ok {
+				literals[collapseSpace(s)] = true
+			}
+		}
+		return true
+	})
+	headings := 0
+	for _, l := range strings.Split(b.body, "\n") {
+		if l = collapseSpace(l); l == "" || strings.ToUpper(l) != l {
+			continue
+		}
+		headings++
+		if !literals[l] {
+			t.Errorf("%s line %d: the heading %q is not printed by %s", filepath.Base(doc), b.line, l, path)
+		}
+	}
+	if headings == 0 {
+		t.Errorf("%s line %d: a headers block without a heading", filepath.Base(doc), b.line)
+	}
+}
+
+func collapseSpace(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // checkLineTables checks each "line" table against the file quoted last
 // before it.
@@ -416,10 +512,10 @@ type block struct {
 	comment    string // the line before the fence, when it is an HTML comment
 }
 
-var markerComment = regexp.MustCompile(`^<!-- (file|excerpt): (\S+) -->$`)
+var markerComment = regexp.MustCompile(`^<!-- (file|excerpt|headers): (\S+) -->$`)
 
-// marker returns the block's quoting marker: "file" or "excerpt" and the
-// path, or "" when the block quotes no file.
+// marker returns the block's quoting marker: "file", "excerpt" or
+// "headers" and the path, or "" when the block quotes no file.
 func (b block) marker() (kind, path string) {
 	m := markerComment.FindStringSubmatch(b.comment)
 	if m == nil {
