@@ -21,12 +21,13 @@ REGISTRY=192.168.100.1:5000
 PLUGIN_REF=$REGISTRY/ipvlan-bgp:latest
 PLUGIN=ipvlan-bgp
 
-# fabric_link A IFA ADDR4A ADDR6A B IFB ADDR4B ADDR6B: a veth between two boxes.
+# fabric_link A IFA ADDR4A ADDR6A B IFB ADDR4B ADDR6B: a veth between two
+# boxes; "-" for no IPv4 address (an unnumbered link).
 fabric_link() {
 	local a=$1 ifa=$2 a4=$3 a6=$4 b=$5 ifb=$6 b4=$7 b6=$8
 	ip link add "$ifa" netns "$a" type veth peer name "$ifb" netns "$b"
-	ip -n "$a" addr add "$a4" dev "$ifa"
-	ip -n "$b" addr add "$b4" dev "$ifb"
+	[ "$a4" = - ] || ip -n "$a" addr add "$a4" dev "$ifa"
+	[ "$b4" = - ] || ip -n "$b" addr add "$b4" dev "$ifb"
 	ip -n "$a" addr add "$a6" dev "$ifa" nodad
 	ip -n "$b" addr add "$b6" dev "$ifb" nodad
 	ip -n "$a" link set "$ifa" up
@@ -45,7 +46,11 @@ fabric_up() {
 	fabric_link spine1 swp2 10.1.12.0/31 fd00:1:12::1/64 leaf2 swp51 10.1.12.1/31 fd00:1:12::2/64
 	fabric_link spine2 swp1 10.1.21.0/31 fd00:1:21::1/64 leaf1 swp52 10.1.21.1/31 fd00:1:21::2/64
 	fabric_link spine2 swp2 10.1.22.0/31 fd00:1:22::1/64 leaf2 swp52 10.1.22.1/31 fd00:1:22::2/64
-	fabric_link leaf1 swp1 10.0.1.0/31 fd00:0:1::1/64 host1 eth0 10.0.1.1/31 fd00:0:1::2/64
+	# host1's uplink is unnumbered: no IPv4 on the link (FRR would peer over
+	# a /31's IPv4 instead of the link-local addresses); host1's own IPv4
+	# address lives on its loopback, as on a routed host.
+	fabric_link leaf1 swp1 - fd00:0:1::1/64 host1 eth0 - fd00:0:1::2/64
+	ip -n host1 addr add 10.0.1.1/32 dev lo
 	fabric_link leaf2 swp1 10.0.2.0/31 fd00:0:2::1/64 host2 eth0 10.0.2.1/31 fd00:0:2::2/64
 	fabric_link leaf1 swp3 10.0.3.0/31 fd00:0:3::1/64 host3 eth0 10.0.3.1/31 fd00:0:3::2/64
 	fabric_link leaf2 swp3 10.0.3.2/31 fd00:0:4::1/64 host3 eth1 10.0.3.3/31 fd00:0:4::2/64
