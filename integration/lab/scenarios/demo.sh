@@ -27,10 +27,10 @@ wait_for "vtysh_ns leaf2 'show bgp neighbors 10.0.2.1 json' | jq -e '.[\"10.0.2.
 	fail "host2's session to leaf2 did not come up"
 vtysh_ns leaf1 "show bgp summary"
 
-banner "the same network on both hosts: docker network create -d ipvlan-bgp --subnet 10.244.0.0/16 ..."
+banner "the same network on both hosts: docker network create -d ipvlan-bgp:latest --subnet 10.244.0.0/16 ..."
 net_create host1 fabric
 net_create host2 fabric
-dk host1 network ls --filter driver=ipvlan-bgp
+dk host1 network ls --filter driver=ipvlan-bgp:latest
 
 banner "a container on each host"
 dk host1 run -d --name web --net fabric busybox httpd -f -p 80 -h / >/dev/null

@@ -19,7 +19,8 @@
 FABRIC=${FABRIC:-/payload/fabric}
 REGISTRY=192.168.100.1:5000
 PLUGIN_REF=$REGISTRY/ipvlan-bgp:latest
-PLUGIN=ipvlan-bgp
+# Docker resolves a managed network or IPAM plugin by its full name and tag.
+PLUGIN=ipvlan-bgp:latest
 
 # fabric_link A IFA ADDR4A ADDR6A B IFB ADDR4B ADDR6B: a veth between two
 # boxes; "-" for no IPv4 address (an unnumbered link).
@@ -112,7 +113,7 @@ plugin_publish() {
 plugin_install() {
 	local h=$1
 	shift
-	dk "$h" plugin install --grant-all-permissions --alias "$PLUGIN" "$PLUGIN_REF" "$@" >/dev/null
+	dk "$h" plugin install --grant-all-permissions --alias "${PLUGIN%:*}" "$PLUGIN_REF" "$@" >/dev/null
 }
 
 # The settings each host's plugin gets: AS, router ID, its leaf neighbours,
