@@ -1,0 +1,346 @@
+// Figures of BenchmarkRSS: see the comment on the function; filled in below
+// after the runs.
+
+package bgp
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	api "github.com/osrg/gobgp/v3/api"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/fib"
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/testnet"
+)
+
+const (
+	rssAnnounced = 10_000
+	rssLocalAS   = 64512
+	rssLeafAS    = 65040
+	// rssSettle lets both runtimes finish the garbage of the load (and
+	// return what they scavenge) before RSS is read.
+	rssSettle = 5 * time.Second
+)
+
+// rssSide is one of the two measured speakers: its namespace's link to the
+// shared BIRD leaf, and the daemon once started.
+type rssSide struct {
+	name          string
+	ns            *testnet.NS
+	local, leaf   string // addresses of the /30 to the leaf
+	cmd           *exec.Cmd
+	logPath, sock string
+	conn          *grpc.ClientConn
+	client        api.GobgpApiClient
+}
+
+// BenchmarkRSS compares the memory of the plugin holding 10,000 announced
+// paths and 100,000 learned routes with a standalone gobgpd v3.37.0 holding
+// the same, measured in the same run against the same BIRD leaf (one BIRD,
+// one session to each, sending both the same 100,000 /24s).
+//
+// Both run as their own processes, so each RSS is that process's alone: the
+// real plugin binary (built with CGO_ENABLED=0, its settings in the env, its
+// state, sockets and GoBGP API socket in a temporary directory) and gobgpd
+// built the same way from GoBGP's module, configured by a TOML file as the
+// plugin configures its embedded GoBGP (AS, neighbour, timers, graceful
+// restart, multipath, the local-only export policy).
+//
+// The 10,000 announced paths enter both through GoBGP's gRPC API
+// (AddPathStream, the same paths the speaker builds), not through Docker
+// Joins: each Join needs an ipvlan link and this kernel has no ipvlan, and
+// the benchmark runs without Docker. So the plugin's own per-endpoint state
+// (its endpoint records, the speaker's wanted set) is not in its figure.
+// What is: GoBGP's RIB, the importer, fib's table and, the one thing gobgpd
+// does not do, the 100,000 routes installed in the kernel (the plugin's run
+// waits for them; gobgpd installs nothing).
+//
+// Run with -benchtime=1x: one iteration starts both daemons, loads them,
+// waits until both hold every route, lets them settle, reads VmRSS and
+// VmHWM from /proc/PID/status, and stops them.
+func BenchmarkRSS(b *testing.B) {
+	testnet.RequireRoot(b)
+	dir := b.TempDir()
+	pluginBin := buildPluginBinary(b, dir)
+	gobgpdBin := goInstallGoBGP(b, "gobgpd")
+	plugin := &rssSide{name: "plugin", local: "10.0.40.1", leaf: "10.0.40.2"}
+	gobgpd := &rssSide{name: "gobgpd", local: "10.0.41.1", leaf: "10.0.41.2"}
+	startRSSLeaf(b, plugin, gobgpd)
+	for b.Loop() {
+		plugin.startPlugin(b, pluginBin, dir)
+		gobgpd.startGobgpd(b, gobgpdBin, dir)
+		for _, s := range []*rssSide{plugin, gobgpd} {
+			s.inject(b)
+		}
+		for _, s := range []*rssSide{plugin, gobgpd} {
+			s.waitRIB(b)
+		}
+		plugin.waitKernel(b)
+		time.Sleep(rssSettle)
+		pRSS, pHWM := plugin.memory(b)
+		gRSS, gHWM := gobgpd.memory(b)
+		plugin.stop(b)
+		gobgpd.stop(b)
+		b.ReportMetric(pRSS, "plugin_rss_MB")
+		b.ReportMetric(gRSS, "gobgpd_rss_MB")
+		b.ReportMetric(pRSS/gRSS, "ratio")
+		b.ReportMetric(pHWM, "plugin_hwm_MB")
+		b.ReportMetric(gHWM, "gobgpd_hwm_MB")
+		b.Logf("%d announced + %d learned: plugin RSS %.1f MB (peak %.1f), gobgpd RSS %.1f MB (peak %.1f), ratio %.2f (target ≤ 1.5)",
+			rssAnnounced, importBenchRoutes, pRSS, pHWM, gRSS, gHWM, pRSS/gRSS)
+	}
+}
+
+// startRSSLeaf makes a namespace per side and one BIRD leaf peering with
+// both, sending each only its 100,000 static routes (never what the other
+// side announced, which would add to what it holds).
+func startRSSLeaf(b *testing.B, sides ...*rssSide) {
+	leafNS := testnet.NewNS(b, "rssleaf")
+	var conf strings.Builder
+	fmt.Fprintf(&conf, "router id %s;\nprotocol device {}\nprotocol static { ipv4;\n", sides[0].leaf)
+	for i := range importBenchRoutes {
+		fmt.Fprintf(&conf, "route %s blackhole;\n", importBenchPrefix(i))
+	}
+	conf.WriteString("}\n")
+	for i, s := range sides {
+		s.ns = testnet.NewNS(b, "rss"+s.name)
+		testnet.Veth(b, s.ns, fmt.Sprintf("rs%d", i), leafNS, fmt.Sprintf("rl%d", i))
+		s.ns.AddAddr(b, fmt.Sprintf("rs%d", i), s.local+"/30")
+		leafNS.AddAddr(b, fmt.Sprintf("rl%d", i), s.leaf+"/30")
+		fmt.Fprintf(&conf, "protocol bgp %s { local %s as %d; neighbor %s as %d; connect retry time 1;\n"+
+			" ipv4 { import none; export where source = RTS_STATIC; }; }\n", s.name, s.leaf, rssLeafAS, s.local, rssLocalAS)
+	}
+	testnet.StartBIRD(b, leafNS, conf.String())
+}
+
+// buildPluginBinary builds the plugin as it ships (static, no cgo).
+func buildPluginBinary(b *testing.B, dir string) string {
+	bin := filepath.Join(dir, "ipvlan-bgp")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/ipvlan-bgp/ipvlan-bgp/plugin")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOPROXY=off")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("build the plugin: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// goInstallGoBGP builds one of GoBGP v3.37.0's commands (static, no cgo)
+// once per machine. The test's namespace has no network: the module cache
+// serves as the proxy, and the benchmark skips when it lacks a module.
+func goInstallGoBGP(b *testing.B, command string) string {
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	dir := filepath.Join(cache, "ipvlan-bgp", "gobgp-v3.37.0-static")
+	bin := filepath.Join(dir, command)
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	pkg := "github.com/osrg/gobgp/v3/cmd/" + command + "@v3.37.0"
+	modCache, err := exec.Command("go", "env", "GOMODCACHE").Output()
+	if err != nil {
+		b.Skipf("go env GOMODCACHE: %v", err)
+	}
+	cmd := exec.Command("go", "install", pkg)
+	cmd.Env = append(os.Environ(), "GOBIN="+dir, "CGO_ENABLED=0", "GOSUMDB=off",
+		"GOPROXY=file://"+strings.TrimSpace(string(modCache))+"/cache/download")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Skipf("cannot build %s offline (run `go install %s` once with network): %v\n%s", command, pkg, err, out)
+	}
+	return bin
+}
+
+// startPlugin runs the plugin binary in its namespace, configured by its
+// settings as `docker plugin set` would.
+func (s *rssSide) startPlugin(b *testing.B, bin, dir string) {
+	run := filepath.Join(dir, "plugin")
+	if err := os.MkdirAll(run, 0o700); err != nil {
+		b.Fatal(err)
+	}
+	empty := filepath.Join(run, "bgp.toml")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	s.sock = filepath.Join(run, "gobgp.sock")
+	s.start(b, []string{bin}, dir,
+		"STATE_DIR="+filepath.Join(run, "state"),
+		"SOCKET="+filepath.Join(run, "plugin.sock"),
+		"STATUS_SOCKET="+filepath.Join(run, "status.sock"),
+		"BGP_API_SOCKET="+s.sock,
+		"BGP_CONFIG_FILE="+empty,
+		"BGP_ASN="+strconv.Itoa(rssLocalAS),
+		"BGP_ROUTER_ID="+s.local,
+		fmt.Sprintf("BGP_NEIGHBORS=%s:%d", s.leaf, rssLeafAS),
+		"BGP_LISTEN_PORT=0",
+		"LOG_LEVEL=warn")
+}
+
+// gobgpdConfig is the plugin's GoBGP configuration (start.go, peers.go) in
+// gobgpd's TOML.
+const gobgpdConfig = `[global.config]
+  as = %d
+  router-id = "%s"
+  port = -1
+[global.use-multiple-paths.config]
+  enabled = true
+[global.apply-policy.config]
+  export-policy-list = ["local-only"]
+  default-export-policy = "reject-route"
+
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "%s"
+    peer-as = %d
+  [neighbors.timers.config]
+    connect-retry = %d
+    hold-time = 90
+    keepalive-interval = 30
+  [neighbors.graceful-restart.config]
+    enabled = true
+    restart-time = 120
+    deferral-time = %d
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv4-unicast"
+    [neighbors.afi-safis.mp-graceful-restart.config]
+      enabled = true
+
+[[policy-definitions]]
+  name = "local-only"
+  [[policy-definitions.statements]]
+    name = "local"
+    [policy-definitions.statements.conditions.bgp-conditions]
+      route-type = "local"
+    [policy-definitions.statements.actions]
+      route-disposition = "accept-route"
+`
+
+func (s *rssSide) startGobgpd(b *testing.B, bin, dir string) {
+	conf := filepath.Join(dir, "gobgpd.toml")
+	text := fmt.Sprintf(gobgpdConfig, rssLocalAS, s.local, s.leaf, rssLeafAS, connectRetry, restartDeferral)
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	s.sock = filepath.Join(dir, "gobgpd.sock")
+	s.start(b, []string{bin, "-f", conf, "-t", "toml", "-l", "warn", "--pprof-disable", "--api-hosts", "unix://" + s.sock}, dir)
+}
+
+// start runs argv in the side's namespace with env (and PATH), its output
+// in a log file, and connects to its GoBGP API once it answers.
+func (s *rssSide) start(b *testing.B, argv []string, dir string, env ...string) {
+	s.logPath = filepath.Join(dir, s.name+".log")
+	logFile, err := os.Create(s.logPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer logFile.Close()
+	s.cmd = exec.Command("ip", append([]string{"netns", "exec", s.ns.Name}, argv...)...)
+	s.cmd.Env = append(env, "PATH="+os.Getenv("PATH"))
+	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
+	if err := s.cmd.Start(); err != nil { // ip netns exec execs argv: same PID
+		b.Fatalf("start %s: %v", s.name, err)
+	}
+	s.conn, err = grpc.Dial("unix://"+s.sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.client = api.NewGobgpApiClient(s.conn)
+	testnet.WaitFor(b, 30*time.Second, s.name+"'s GoBGP API", func() (bool, string) {
+		_, err := s.client.GetBgp(context.Background(), &api.GetBgpRequest{})
+		return err == nil, fmt.Sprintf("%v; log:\n%s", err, s.log())
+	})
+}
+
+func (s *rssSide) log() string {
+	out, _ := os.ReadFile(s.logPath)
+	return string(out)
+}
+
+// inject adds the 10,000 announced paths through the API, 1,000 a message.
+func (s *rssSide) inject(b *testing.B) {
+	stream, err := s.client.AddPathStream(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	var paths []*api.Path
+	for i := range rssAnnounced {
+		path, err := buildPath(benchPrefix(i), pathAttrs{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if paths = append(paths, path); len(paths) == 1000 || i == rssAnnounced-1 {
+			if err := stream.Send(&api.AddPathStreamRequest{TableType: api.TableType_GLOBAL, Paths: paths}); err != nil {
+				b.Fatalf("%s: add paths: %v", s.name, err)
+			}
+			paths = nil
+		}
+	}
+	if _, err := stream.CloseAndRecv(); err != nil {
+		b.Fatalf("%s: add paths: %v", s.name, err)
+	}
+}
+
+// waitRIB waits until GoBGP's RIB holds the announced and learned routes.
+func (s *rssSide) waitRIB(b *testing.B) {
+	want := uint64(rssAnnounced + importBenchRoutes)
+	testnet.WaitFor(b, 2*time.Minute, s.name+"'s RIB", func() (bool, string) {
+		r, err := s.client.GetTable(context.Background(), &api.GetTableRequest{
+			TableType: api.TableType_GLOBAL, Family: &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST},
+		})
+		if err != nil {
+			return false, err.Error()
+		}
+		return r.NumDestination == want, fmt.Sprintf("%d of %d destinations", r.NumDestination, want)
+	})
+}
+
+// waitKernel waits until the plugin installed every learned route.
+func (s *rssSide) waitKernel(b *testing.B) {
+	count := fmt.Sprintf("ip -4 route show proto %d | wc -l", fib.Protocol)
+	testnet.WaitFor(b, 2*time.Minute, "the learned routes in the plugin's kernel", func() (bool, string) {
+		out, err := s.ns.Try("sh", "-c", count)
+		n, _ := strconv.Atoi(strings.TrimSpace(out))
+		return err == nil && n == importBenchRoutes, fmt.Sprintf("%d routes, %v", n, err)
+	})
+}
+
+// memory reads VmRSS and VmHWM (peak RSS) in MB.
+func (s *rssSide) memory(b *testing.B) (rss, hwm float64) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	kB := map[string]float64{}
+	lines := bufio.NewScanner(f)
+	for lines.Scan() {
+		name, value, _ := strings.Cut(lines.Text(), ":")
+		if fields := strings.Fields(value); len(fields) == 2 && fields[1] == "kB" {
+			kB[name], _ = strconv.ParseFloat(fields[0], 64)
+		}
+	}
+	if kB["VmRSS"] == 0 {
+		b.Fatalf("no VmRSS for %s (pid %d)", s.name, s.cmd.Process.Pid)
+	}
+	return kB["VmRSS"] / 1024, kB["VmHWM"] / 1024
+}
+
+// stop ends the daemon and removes what the plugin left in the kernel
+// (with graceful restart on it keeps its routes), for the next iteration.
+func (s *rssSide) stop(b *testing.B) {
+	_ = s.conn.Close()
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+	s.ns.Exec(b, "ip", "route", "flush", "proto", strconv.Itoa(int(fib.Protocol)))
+}
