@@ -33,7 +33,8 @@ net_create host2 fabric
 dk host1 network ls --filter driver=ipvlan-bgp:latest
 
 banner "a container on each host"
-dk host1 run -d --name web --net fabric busybox httpd -f -p 80 -h / >/dev/null
+dk host1 run -d --name web --net fabric busybox \
+	sh -c 'mkdir /www && echo "hello from a container on host1" >/www/index.html && exec httpd -f -p 80 -h /www' >/dev/null
 dk host2 run -d --name client --net fabric busybox sleep 3600 >/dev/null
 web=$(container_ip host1 web)
 client=$(container_ip host2 client)
@@ -50,8 +51,9 @@ dk host2 exec client ping -c 3 "$web" || fail "ping across the fabric failed"
 banner "traceroute: leaf2, a spine, leaf1"
 dk host2 exec client traceroute -n -w 1 -q 1 "$web" || true
 banner "HTTP across the fabric"
-dk host2 exec client wget -q -O /dev/null "http://$web/" && echo "fetched http://$web/ from host2's container" ||
-	fail "HTTP across the fabric failed"
+page=$(dk host2 exec client wget -q -O - "http://$web/") || fail "HTTP across the fabric failed"
+[ "$page" = "hello from a container on host1" ] || fail "HTTP across the fabric returned '$page'"
+echo "host2's container fetched http://$web/: $page"
 
 banner "docker rm -f web: the route is withdrawn everywhere"
 dk host1 rm -f web >/dev/null
