@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"runtime/debug"
 	"slices"
+	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
 	"github.com/osrg/gobgp/v3/pkg/server"
 	"github.com/sirupsen/logrus"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/ipvlan-bgp/ipvlan-bgp/fib"
@@ -37,7 +40,11 @@ type importer struct {
 
 	// learned holds every prefix's current best paths (withdrawn ones
 	// removed), so a change of owned can be applied without GoBGP.
-	learned map[netip.Prefix][]learnedPath
+	learned map[netip.Prefix][]hop
+	// lastHops is the path set last stored in learned: prefixes learned
+	// together mostly share it, and storing one slice for all of them
+	// spares a copy per prefix.
+	lastHops []hop
 	// refused holds the prefixes refused and why, so each is logged once
 	// (again only after it was accepted or withdrawn in between).
 	refused map[netip.Prefix]string
@@ -53,7 +60,7 @@ func newImporter(table *fib.Table, policy ImportPolicy, owned func(netip.Prefix)
 		owned:     owned,
 		log:       log.WithField("component", "import"),
 		ownedKick: make(chan struct{}, 1),
-		learned:   make(map[netip.Prefix][]learnedPath),
+		learned:   make(map[netip.Prefix][]hop),
 		refused:   make(map[netip.Prefix]string),
 		peerLinks: make(map[netip.Addr]string),
 	}
@@ -73,7 +80,7 @@ func (im *importer) ownedChanged() {
 // watchBatch is one event from the watch: paths grouped by prefix, or a
 // session change.
 type watchBatch struct {
-	paths       map[netip.Prefix][]learnedPath
+	paths       map[netip.Prefix][]hop
 	peerChanged bool
 }
 
@@ -101,12 +108,38 @@ func (im *importer) run(ctx context.Context, s *server.BgpServer) error {
 	if err != nil {
 		return fmt.Errorf("watch GoBGP best paths: %w", err)
 	}
+	im.loop(ctx, s, batches)
+	return nil
+}
+
+// A burst of at least releaseBurst changed prefixes (a session's full
+// table) leaves the heap grown to the burst's peak, most of it garbage of
+// the decoding. Once the watch has been quiet for releaseQuiet, that memory
+// goes back to the operating system rather than staying in the plugin's
+// resident size until the runtime's scavenger slowly returns it.
+const (
+	releaseBurst = 10_000
+	releaseQuiet = time.Second
+)
+
+func (im *importer) loop(ctx context.Context, s *server.BgpServer, batches <-chan watchBatch) {
+	release := time.NewTimer(releaseQuiet)
+	release.Stop()
+	defer release.Stop()
+	burst := 0
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case b := <-batches:
-			im.apply(ctx, s, im.coalesce(b, batches))
+			pending := im.coalesce(b, batches)
+			im.apply(ctx, s, pending)
+			if burst += len(pending); burst >= releaseBurst {
+				release.Reset(releaseQuiet)
+			}
+		case <-release.C:
+			burst = 0
+			debug.FreeOSMemory()
 		case <-im.ownedKick:
 			im.recheck(ctx, s)
 		}
@@ -116,7 +149,7 @@ func (im *importer) run(ctx context.Context, s *server.BgpServer) error {
 // coalesce merges b and every batch already queued behind it; a later
 // event's set for a prefix replaces an earlier one, so a burst of churn
 // becomes one kernel change per prefix.
-func (im *importer) coalesce(b watchBatch, queued <-chan watchBatch) map[netip.Prefix][]learnedPath {
+func (im *importer) coalesce(b watchBatch, queued <-chan watchBatch) map[netip.Prefix][]hop {
 	pending := b.paths // the batch is ours now: merging into it spares a copy
 	for {
 		if b.peerChanged {
@@ -135,8 +168,8 @@ func (im *importer) coalesce(b watchBatch, queued <-chan watchBatch) map[netip.P
 // are all withdrawn or locally originated maps to an empty list: nothing of
 // it is to be in the kernel. It only reads im (it runs in the watch's
 // goroutine).
-func (im *importer) groupByPrefix(paths []*api.Path) map[netip.Prefix][]learnedPath {
-	groups := make(map[netip.Prefix][]learnedPath)
+func (im *importer) groupByPrefix(paths []*api.Path) map[netip.Prefix][]hop {
+	groups := make(map[netip.Prefix][]hop, len(paths))
 	for _, p := range paths {
 		lp, err := decodePath(p)
 		if err != nil {
@@ -152,19 +185,22 @@ func (im *importer) groupByPrefix(paths []*api.Path) map[netip.Prefix][]learnedP
 			}
 			continue
 		}
-		groups[lp.prefix] = append(groups[lp.prefix], lp)
+		groups[lp.prefix] = append(groups[lp.prefix], hop{nexthop: lp.nexthop, peer: lp.peer})
 	}
 	return groups
 }
 
 // apply brings the kernel in line with the pending prefixes, in one batch.
-func (im *importer) apply(ctx context.Context, s *server.BgpServer, pending map[netip.Prefix][]learnedPath) {
+func (im *importer) apply(ctx context.Context, s *server.BgpServer, pending map[netip.Prefix][]hop) {
 	routes := make([]fib.Route, 0, len(pending))
 	for prefix, paths := range pending {
 		if len(paths) == 0 {
 			delete(im.learned, prefix)
 		} else {
-			im.learned[prefix] = paths
+			if slices.Equal(im.lastHops, paths) {
+				paths = im.lastHops
+			}
+			im.learned[prefix], im.lastHops = paths, paths
 		}
 		routes = append(routes, im.route(ctx, s, prefix, paths))
 	}
@@ -183,14 +219,14 @@ func (im *importer) recheck(ctx context.Context, s *server.BgpServer) {
 
 // route is the kernel route for prefix's learned paths: no next hops when
 // there are none or the policy refuses it.
-func (im *importer) route(ctx context.Context, s *server.BgpServer, prefix netip.Prefix, paths []learnedPath) fib.Route {
+func (im *importer) route(ctx context.Context, s *server.BgpServer, prefix netip.Prefix, paths []hop) fib.Route {
 	reason := ""
 	if len(paths) > 0 {
 		reason = im.refusal(prefix)
 	}
 	if reason == "" {
 		delete(im.refused, prefix)
-		return fib.Route{Prefix: prefix, Nexthops: im.nexthops(ctx, s, paths)}
+		return fib.Route{Prefix: prefix, Nexthops: im.nexthops(ctx, s, prefix, paths)}
 	}
 	im.refuse(prefix, paths, reason)
 	// No next hops also takes out a route installed before the prefix
@@ -208,7 +244,7 @@ func (im *importer) install(ctx context.Context, routes []fib.Route) {
 	}
 }
 
-func (im *importer) refuse(prefix netip.Prefix, paths []learnedPath, reason string) {
+func (im *importer) refuse(prefix netip.Prefix, paths []hop, reason string) {
 	if im.refused[prefix] == reason {
 		return
 	}
@@ -251,13 +287,13 @@ func covers(outer, inner netip.Prefix) bool {
 
 // nexthops turns the paths into kernel next hops; a link-local next hop
 // takes the interface of the session it came from.
-func (im *importer) nexthops(ctx context.Context, s *server.BgpServer, paths []learnedPath) []fib.Nexthop {
+func (im *importer) nexthops(ctx context.Context, s *server.BgpServer, prefix netip.Prefix, paths []hop) []fib.Nexthop {
 	nexthops := make([]fib.Nexthop, 0, len(paths))
 	for _, p := range paths {
 		nh := fib.Nexthop{Addr: p.nexthop}
 		if p.nexthop.IsLinkLocalUnicast() {
 			if nh.Link = im.peerLink(ctx, s, p.peer); nh.Link == "" {
-				im.log.WithFields(logrus.Fields{"prefix": p.prefix, "peer": p.peer, "nexthop": p.nexthop}).
+				im.log.WithFields(logrus.Fields{"prefix": prefix, "peer": p.peer, "nexthop": p.nexthop}).
 					Warn("link-local next hop from a peer whose interface is unknown; path skipped")
 				continue
 			}
@@ -294,6 +330,13 @@ func (im *importer) peerLink(ctx context.Context, s *server.BgpServer, peer neti
 		im.log.WithError(err).Warn("list GoBGP peers")
 	}
 	return im.peerLinks[peer]
+}
+
+// hop is what the importer keeps of a learned path: the prefix is the
+// key it is kept under.
+type hop struct {
+	nexthop netip.Addr
+	peer    netip.Addr
 }
 
 // learnedPath is what the importer needs of a GoBGP path.
@@ -348,6 +391,17 @@ func decodePath(p *api.Path) (learnedPath, error) {
 	return lp, nil
 }
 
+// The type URLs of the attributes holding next hops, computed once:
+// anypb's MessageIs would allocate a new message per attribute checked.
+var (
+	nextHopType = typeURL(&api.NextHopAttribute{})
+	mpReachType = typeURL(&api.MpReachNLRIAttribute{})
+)
+
+func typeURL(m proto.Message) string {
+	return "type.googleapis.com/" + string(m.ProtoReflect().Descriptor().FullName())
+}
+
 // pathNexthop finds the next hop: NEXT_HOP for IPv4, MP_REACH_NLRI for IPv6
 // and for IPv4 over IPv6 (RFC 8950). Of a global and a link-local address
 // the global one is used, as it needs no interface. The zero Addr means the
@@ -355,14 +409,14 @@ func decodePath(p *api.Path) (learnedPath, error) {
 func pathNexthop(attrs []*anypb.Any) (netip.Addr, error) {
 	for _, a := range attrs {
 		var candidates []string
-		switch {
-		case a.MessageIs(&api.NextHopAttribute{}):
+		switch a.GetTypeUrl() {
+		case nextHopType:
 			var nh api.NextHopAttribute
 			if err := a.UnmarshalTo(&nh); err != nil {
 				return netip.Addr{}, fmt.Errorf("decode NEXT_HOP: %w", err)
 			}
 			candidates = []string{nh.NextHop}
-		case a.MessageIs(&api.MpReachNLRIAttribute{}):
+		case mpReachType:
 			var mp api.MpReachNLRIAttribute
 			if err := a.UnmarshalTo(&mp); err != nil {
 				return netip.Addr{}, fmt.Errorf("decode MP_REACH_NLRI: %w", err)

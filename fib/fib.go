@@ -60,8 +60,12 @@ type Table struct {
 	log   *logrus.Entry
 
 	mu     sync.Mutex
-	wanted map[netip.Prefix][]Nexthop // next hops sorted, see normalize
-	links  map[string]int             // interface indexes by name, refreshed on a miss and by Sync
+	wanted map[netip.Prefix][]Nexthop // next hops sorted, see normalize; never modified in place
+	// lastSet is the next-hop set last stored in wanted: routes learned
+	// together mostly share their next hops, and storing the one slice for
+	// all of them keeps 100,000 routes from holding 100,000 equal copies.
+	lastSet []Nexthop
+	links   map[string]int // interface indexes by name, refreshed on a miss and by Sync
 
 	// writeMu orders kernel writes as their changes were made to wanted:
 	// a writer takes it before letting go of mu, so readers of the wanted
@@ -191,7 +195,10 @@ func (t *Table) planRoute(r Route, refresh *bool) (routeOp, bool, error) {
 	if had && slices.Equal(old, nexthops) {
 		return op, false, nil
 	}
-	t.wanted[prefix] = nexthops
+	if slices.Equal(t.lastSet, nexthops) {
+		nexthops = t.lastSet
+	}
+	t.wanted[prefix], t.lastSet = nexthops, nexthops
 	op.paths, err = t.kernelPaths(nexthops, refresh)
 	return op, err == nil, err
 }
