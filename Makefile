@@ -66,7 +66,7 @@ vm-unit: deps payload
 
 # Every lab scenario, inside the VM.
 integration: deps payload
-	$(LAB) --timeout 1800 $(PAYLOAD) /payload/scenarios/all.sh
+	$(LAB) --timeout 3000 $(PAYLOAD) /payload/scenarios/all.sh
 
 # The main job: the seed's fabric, real Docker, containers reachable across hosts.
 demo: deps payload
