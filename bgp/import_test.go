@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -498,4 +499,29 @@ func FuzzDecodePath(f *testing.F) {
 			t.Fatalf("decoded a path without a next hop: %+v", lp)
 		}
 	})
+}
+
+// TestImportSharesEqualPathSets: prefixes learned from the same peer over
+// the same next hop keep one path set between them, not a copy each.
+func TestImportSharesEqualPathSets(t *testing.T) {
+	f := newImportFabric(t)
+	prefixes := []string{"198.51.100.0/24", "198.51.101.0/24", "198.51.102.0/24"}
+	f.addFRRLeaf(1, prefixes...)
+	im, stop := f.startImporter(ImportPolicy{}, ownsNothing, testLog())
+	want := map[string][]string{}
+	for _, p := range prefixes {
+		want[p] = []string{"via 192.0.2.6 dev leaf1"}
+	}
+	f.waitKernel("the leaf's routes", want)
+	stop() // learned belongs to the importer's goroutine until then
+	leaf := netip.MustParseAddr("192.0.2.6")
+	first := im.learned[netip.MustParsePrefix(prefixes[0])]
+	if !slices.Equal(first, []hop{{nexthop: leaf, peer: leaf}}) {
+		t.Fatalf("learned %v for %s, want next hop and peer %s", first, prefixes[0], leaf)
+	}
+	for _, p := range prefixes[1:] {
+		if paths := im.learned[netip.MustParsePrefix(p)]; len(paths) != 1 || &paths[0] != &first[0] {
+			t.Errorf("%s holds its own copy of the path set %v", p, paths)
+		}
+	}
 }

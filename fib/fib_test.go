@@ -361,3 +361,37 @@ func TestNewRejectsNegativeTable(t *testing.T) {
 		t.Fatalf("got %v, want an error naming the table", err)
 	}
 }
+
+// TestEqualNexthopsShareStorage: routes learned together mostly have the
+// same next hops; the wanted set keeps one slice for them, not one each,
+// and what Routes returns is still each route's own copy.
+func TestEqualNexthopsShareStorage(t *testing.T) {
+	tbl, dev, n := newTestTable(t)
+	a, b := hop(fmt.Sprintf("10.%d.0.2", n), dev), hop(fmt.Sprintf("10.%d.0.3", n), dev)
+	routes := []Route{
+		{Prefix: pfx("198.51.100.0/24"), Nexthops: []Nexthop{a, b}},
+		{Prefix: pfx("198.51.101.0/24"), Nexthops: []Nexthop{b, a}},
+		{Prefix: pfx("198.51.102.0/24"), Nexthops: []Nexthop{a}},
+	}
+	if refused, err := tbl.ReplaceBatch(context.Background(), routes); err != nil || len(refused) > 0 {
+		t.Fatalf("ReplaceBatch: refused %v, %v", refused, err)
+	}
+	tbl.mu.Lock()
+	first, second, third := tbl.wanted[routes[0].Prefix], tbl.wanted[routes[1].Prefix], tbl.wanted[routes[2].Prefix]
+	tbl.mu.Unlock()
+	if &first[0] != &second[0] {
+		t.Errorf("two routes with the same next hops hold two copies: %v and %v", first, second)
+	}
+	if &first[0] == &third[0] {
+		t.Errorf("a route with other next hops shares their slice: %v and %v", first, third)
+	}
+	got := tbl.Routes()
+	got[0].Nexthops[0] = b
+	if again := tbl.Routes(); !slices.Equal(again[1].Nexthops, []Nexthop{a, b}) {
+		t.Errorf("changing one route Routes returned changed another: %v", again[1].Nexthops)
+	}
+	want := []string{"via " + a.Addr.String() + " dev " + dev, "via " + b.Addr.String() + " dev " + dev}
+	if got := ours(t)["198.51.101.0/24"]; !slices.Equal(got, want) {
+		t.Errorf("kernel route %q, want %q", got, want)
+	}
+}
