@@ -66,6 +66,7 @@ vm-unit: deps payload
 
 # Every lab scenario, inside the VM.
 integration: deps payload
+	@if [ -n "$(SCENARIOS)" ]; then echo "$(SCENARIOS)" >$(PAYLOAD)/scenarios/selected; fi
 	$(LAB) --timeout 3000 $(PAYLOAD) /payload/scenarios/all.sh
 
 # The main job: the seed's fabric, real Docker, containers reachable across hosts.

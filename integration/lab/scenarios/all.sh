@@ -2,7 +2,7 @@
 # Every plugin scenario (`make integration`), on one fabric in one boot so the
 # suite stays within CI's time: leaf2 runs BIRD here (the demo runs FRR
 # there), host1 peers with leaf1 unnumbered over its ipvlan parent (the
-# seed's failure), host3 is dual-homed to both leaves.
+# seed's failure), host3 and host4 are dual-homed to both leaves.
 #
 # Each scenario is a file beside this one; they run in an order where none
 # depends on another's leftovers, and the restarts come last.
@@ -12,16 +12,19 @@ set -euo pipefail
 . /payload/scenarios/checks.sh
 
 fabric_up bird
-hosts_up host1 host2 host3
+hosts_up host1 host2 host3 host4
 plugin_publish host1
-for h in host1 host2 host3; do
+for h in host1 host2 host3 host4; do
 	# shellcheck disable=SC2046
 	plugin_install "$h" $("${h}_settings")
 	net_create "$h" fabric
 done
 wait_sessions
 
-for s in routes path unnumbered ecmp badinput restarts; do
+# `make integration SCENARIOS="ecmp restarts"` runs a subset.
+selected="routes path unnumbered ecmp badinput restarts"
+[ -f /payload/scenarios/selected ] && selected=$(cat /payload/scenarios/selected)
+for s in $selected; do
 	lab_log "---- scenario $s ----"
 	. "/payload/scenarios/scenario-$s.sh"
 done

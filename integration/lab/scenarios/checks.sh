@@ -11,7 +11,11 @@ wait_sessions() {
 		fail "host3's session to leaf1 did not come up"
 	wait_for "birdc_ns leaf2 show protocols host3_v4 | grep -q Established" 90 ||
 		fail "host3's session to leaf2 did not come up"
-	pass "sessions Established: host1-leaf1 (unnumbered), host2-leaf2 (BIRD), host3-leaf1, host3-leaf2"
+	wait_for "vtysh_ns leaf1 'show bgp neighbors 10.0.4.1 json' | jq -e '.[\"10.0.4.1\"].bgpState == \"Established\"'" 90 ||
+		fail "host4's session to leaf1 did not come up"
+	wait_for "birdc_ns leaf2 show protocols host4_v4 | grep -q Established" 90 ||
+		fail "host4's session to leaf2 did not come up"
+	pass "sessions Established: host1-leaf1 (unnumbered), host2-leaf2 (BIRD), host3 and host4 to both leaves"
 }
 
 # run_on HOST NAME [docker run args...]: a container on the fabric network.

@@ -10,6 +10,8 @@
 #            eth0 |      eth0 \      / eth1     | eth0
 #            host1 (65134)    host3 (65136)    host2 (65135)
 #          unnumbered         dual-homed          numbered
+#                             host4 (65137), dual-homed like host3 (swp4,
+#                             eth0/eth1): a remote rack seen at equal cost
 #
 # Every host is a Docker host: its own dockerd, the plugin installed from the
 # lab's registry, eth0 the ipvlan parent and the BGP uplink. A management
@@ -39,7 +41,7 @@ fabric_link() {
 # software (FRR by default).
 fabric_up() {
 	local leaf2_impl=${1:-frr} ns
-	for ns in spine1 spine2 leaf1 leaf2 host1 host2 host3; do netns_add "$ns"; done
+	for ns in spine1 spine2 leaf1 leaf2 host1 host2 host3 host4; do netns_add "$ns"; done
 	for ns in spine1 spine2 leaf1 leaf2; do
 		ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
 	done
@@ -55,6 +57,8 @@ fabric_up() {
 	fabric_link leaf2 swp1 10.0.2.0/31 fd00:0:2::1/64 host2 eth0 10.0.2.1/31 fd00:0:2::2/64
 	fabric_link leaf1 swp3 10.0.3.0/31 fd00:0:3::1/64 host3 eth0 10.0.3.1/31 fd00:0:3::2/64
 	fabric_link leaf2 swp3 10.0.3.2/31 fd00:0:4::1/64 host3 eth1 10.0.3.3/31 fd00:0:4::2/64
+	fabric_link leaf1 swp4 10.0.4.0/31 fd00:0:5::1/64 host4 eth0 10.0.4.1/31 fd00:0:5::2/64
+	fabric_link leaf2 swp4 10.0.4.2/31 fd00:0:6::1/64 host4 eth1 10.0.4.3/31 fd00:0:6::2/64
 	start_frr spine1 /run/lab/frr-spine1 "$FABRIC/spine1.frr.conf"
 	start_frr spine2 /run/lab/frr-spine2 "$FABRIC/spine2.frr.conf"
 	start_frr leaf1 /run/lab/frr-leaf1 "$FABRIC/leaf1.frr.conf"
@@ -74,7 +78,7 @@ mgmt_up() {
 	ip link add mgmt type bridge
 	ip addr add 192.168.100.1/24 dev mgmt
 	ip link set mgmt up
-	for ns in host1 host2 host3; do
+	for ns in host1 host2 host3 host4; do
 		i=$((i + 1))
 		ip link add "mgmt-$ns" type veth peer name mgmt0 netns "$ns"
 		ip link set "mgmt-$ns" master mgmt up
@@ -121,6 +125,7 @@ plugin_install() {
 # its ipvlan parent (the seed's set-up); the others numbered.
 host1_settings() { echo BGP_ASN=65134 BGP_ROUTER_ID=10.0.1.1 BGP_NEIGHBORS=eth0:65131 IPAM_LOCAL_RANGES=10.244.1.0/24,fd00:244:0:1::/64; }
 host2_settings() { echo BGP_ASN=65135 BGP_ROUTER_ID=10.0.2.1 BGP_NEIGHBORS=10.0.2.0:65132,fd00:0:2::1:65132 IPAM_LOCAL_RANGES=10.244.2.0/24,fd00:244:0:2::/64; }
+host4_settings() { echo BGP_ASN=65137 BGP_ROUTER_ID=10.0.4.1 BGP_NEIGHBORS=10.0.4.0:65131,10.0.4.2:65132,fd00:0:5::1:65131,fd00:0:6::1:65132 IPAM_LOCAL_RANGES=10.244.4.0/24,fd00:244:0:4::/64; }
 host3_settings() { echo BGP_ASN=65136 BGP_ROUTER_ID=10.0.3.1 BGP_NEIGHBORS=10.0.3.0:65131,10.0.3.2:65132,fd00:0:3::1:65131,fd00:0:4::1:65132 IPAM_LOCAL_RANGES=10.244.3.0/24,fd00:244:0:3::/64; }
 
 # net_create HOST NAME [extra args]: the same dual-stack network on every host.
