@@ -87,7 +87,11 @@ type watchBatch struct {
 // run watches s's best paths (existing ones first) and keeps the kernel in
 // step until ctx ends. It fails only if the watch cannot be registered.
 func (im *importer) run(ctx context.Context, s *server.BgpServer) error {
-	batches := make(chan watchBatch, 256)
+	// A few decoded events in hand keep decoding and kernel writes
+	// overlapping; more would only hold a full table's worth of decoded
+	// paths at once during a burst, while GoBGP's watcher queues its own
+	// (cheaper) events behind them anyway.
+	batches := make(chan watchBatch, 4)
 	req := &api.WatchEventRequest{
 		Peer: &api.WatchEventRequest_Peer{},
 		Table: &api.WatchEventRequest_Table{Filters: []*api.WatchEventRequest_Table_Filter{

@@ -65,6 +65,9 @@ type Table struct {
 	// together mostly share their next hops, and storing the one slice for
 	// all of them keeps 100,000 routes from holding 100,000 equal copies.
 	lastSet []Nexthop
+	// scratch is normalize's buffer, reused from route to route: a route's
+	// next hops are copied out of it only when they are a new set.
+	scratch []Nexthop
 	links   map[string]int // interface indexes by name, refreshed on a miss and by Sync
 
 	// writeMu orders kernel writes as their changes were made to wanted:
@@ -182,7 +185,10 @@ func (t *Table) plan(routes []Route) ([]routeOp, []RouteError) {
 }
 
 func (t *Table) planRoute(r Route, refresh *bool) (routeOp, bool, error) {
-	prefix, nexthops, err := normalize(r.Prefix, r.Nexthops)
+	prefix, nexthops, err := normalize(r.Prefix, r.Nexthops, t.scratch)
+	if cap(nexthops) > cap(t.scratch) {
+		t.scratch = nexthops
+	}
 	op := routeOp{prefix: prefix, metric: Metric}
 	if err != nil {
 		return op, false, err
@@ -195,10 +201,11 @@ func (t *Table) planRoute(r Route, refresh *bool) (routeOp, bool, error) {
 	if had && slices.Equal(old, nexthops) {
 		return op, false, nil
 	}
-	if slices.Equal(t.lastSet, nexthops) {
-		nexthops = t.lastSet
+	if !slices.Equal(t.lastSet, nexthops) {
+		t.lastSet = slices.Clone(nexthops)
 	}
-	t.wanted[prefix], t.lastSet = nexthops, nexthops
+	nexthops = t.lastSet
+	t.wanted[prefix] = nexthops
 	op.paths, err = t.kernelPaths(nexthops, refresh)
 	return op, err == nil, err
 }

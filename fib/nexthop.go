@@ -13,13 +13,14 @@ import (
 
 // normalize checks a route and puts it in the one form the wanted set
 // compares: masked prefix, plain (unmapped, zone-free) addresses, next hops
-// sorted and without duplicates.
-func normalize(prefix netip.Prefix, nexthops []Nexthop) (netip.Prefix, []Nexthop, error) {
+// sorted and without duplicates. The next hops are written into out's
+// storage, so a caller can reuse one buffer for a batch of routes.
+func normalize(prefix netip.Prefix, nexthops, out []Nexthop) (netip.Prefix, []Nexthop, error) {
 	if !prefix.IsValid() {
 		return prefix, nil, errors.New("not a valid prefix")
 	}
 	prefix = prefix.Masked()
-	out := make([]Nexthop, 0, len(nexthops))
+	out = out[:0]
 	for _, nh := range nexthops {
 		nh, err := normalizeNexthop(prefix, nh)
 		if err != nil {
