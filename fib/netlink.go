@@ -30,16 +30,24 @@ func newRouteLink() (*routeLink, error) {
 
 func (l *routeLink) close() { l.h.Close() }
 
-// list returns the routes of one family carrying protocol in table.
-func (l *routeLink) list(family, table int, protocol netlink.RouteProtocol) ([]netlink.Route, error) {
+// eachRoute calls f with every route of one family carrying protocol in
+// table, as the dump streams in, so a full table is never held as netlink
+// Routes all at once. start is called before each attempt: an interrupted
+// dump is read again from its beginning.
+func (l *routeLink) eachRoute(family, table int, protocol netlink.RouteProtocol, start func(), f func(*netlink.Route)) error {
 	filter := &netlink.Route{Table: table, Protocol: protocol}
-	routes, err := retryDump(func() ([]netlink.Route, error) {
-		return l.h.RouteListFiltered(family, filter, netlink.RT_FILTER_TABLE|netlink.RT_FILTER_PROTOCOL)
+	_, err := retryDump(func() (struct{}, error) {
+		start()
+		return struct{}{}, l.h.RouteListFilteredIter(family, filter, netlink.RT_FILTER_TABLE|netlink.RT_FILTER_PROTOCOL,
+			func(r netlink.Route) bool {
+				f(&r)
+				return true
+			})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list routes of protocol %d in table %d: %w", protocol, table, err)
+		return fmt.Errorf("list routes of protocol %d in table %d: %w", protocol, table, err)
 	}
-	return routes, nil
+	return nil
 }
 
 // linkIndexes maps every interface name to its index, in one dump.

@@ -117,10 +117,11 @@ func comparePath(a, b path) int {
 	return cmp.Or(a.addr.Compare(b.addr), cmp.Compare(a.ifindex, b.ifindex))
 }
 
-// samePaths tells whether the kernel's route (have) is the one we want.
-func samePaths(want []path, have *netlink.Route) bool {
-	w, h := slices.SortedFunc(slices.Values(want), comparePath), routePaths(have)
-	return slices.EqualFunc(w, h, func(w, h path) bool {
+// samePaths tells whether the kernel's route's paths (have, sorted) are
+// the ones we want.
+func samePaths(want []path, have []path) bool {
+	w := slices.SortedFunc(slices.Values(want), comparePath)
+	return slices.EqualFunc(w, have, func(w, h path) bool {
 		return w.addr == h.addr && (w.ifindex == 0 || w.ifindex == h.ifindex)
 	})
 }

@@ -3,9 +3,11 @@ package fib
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/netip"
 
 	"github.com/vishvananda/netlink"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -42,7 +44,7 @@ func (t *Table) Sync(ctx context.Context) error {
 // repairs lists the writes that make the kernel's routes (installed,
 // strays) the wanted set, and the wanted routes that cannot be written
 // (a missing interface). t.mu must be held.
-func (t *Table) repairs(installed map[netip.Prefix]netlink.Route, strays []routeOp) ([]routeOp, []RouteError) {
+func (t *Table) repairs(installed map[netip.Prefix][]path, strays []routeOp) ([]routeOp, []RouteError) {
 	ops := strays
 	for prefix := range installed {
 		if _, ok := t.wanted[prefix]; !ok {
@@ -57,7 +59,7 @@ func (t *Table) repairs(installed map[netip.Prefix]netlink.Route, strays []route
 			refused = append(refused, RouteError{Prefix: prefix, Err: err})
 			continue
 		}
-		if have, ok := installed[prefix]; ok && samePaths(paths, &have) {
+		if have, ok := installed[prefix]; ok && samePaths(paths, have) {
 			continue
 		}
 		ops = append(ops, routeOp{prefix: prefix, paths: paths, metric: Metric})
@@ -93,25 +95,30 @@ func joinRefused(refused []RouteError, ctxErr error) error {
 	return errors.Join(errs...)
 }
 
-// installed reads the routes with our protocol from the kernel: ours by
-// prefix, and the deletes of strays (another metric, so not installed by
-// this version).
-func (t *Table) installed() (ours map[netip.Prefix]netlink.Route, strays []routeOp, err error) {
-	ours = make(map[netip.Prefix]netlink.Route)
+// installed reads the routes with our protocol from the kernel: the paths
+// of ours by prefix, and the deletes of strays (another metric, so not
+// installed by this version). Only the paths are kept of each route: with a
+// full table netlink's routes would weigh hundreds of bytes each.
+func (t *Table) installed() (ours map[netip.Prefix][]path, strays []routeOp, err error) {
+	ours = make(map[netip.Prefix][]path)
 	for _, family := range []int{unix.AF_INET, unix.AF_INET6} {
-		list, err := t.link.list(family, t.table, Protocol)
-		if err != nil {
-			return nil, nil, err
+		familyStrays := len(strays)
+		restart := func() {
+			maps.DeleteFunc(ours, func(prefix netip.Prefix, _ []path) bool { return prefix.Addr().Is4() == (family == unix.AF_INET) })
+			strays = strays[:familyStrays]
 		}
-		for _, r := range list {
+		err := t.link.eachRoute(family, t.table, Protocol, restart, func(r *netlink.Route) {
 			prefix, ok := ipNetPrefix(r.Dst)
 			switch {
 			case !ok: // not an IP route: nothing this package could have written
 			case r.Priority == Metric:
-				ours[prefix] = r
+				ours[prefix] = routePaths(r)
 			default:
 				strays = append(strays, routeOp{prefix: prefix, metric: uint32(r.Priority)})
 			}
+		})
+		if err != nil {
+			return nil, nil, err
 		}
 	}
 	return ours, strays, nil
