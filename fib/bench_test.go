@@ -30,18 +30,25 @@ func benchPrefix(i int) netip.Prefix {
 	return netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(16 + i>>16), byte(i >> 8), byte(i), 0}), 24)
 }
 
+// newBenchTable is newTestTable with benchRoutes single-path routes via
+// gw on dev, not yet installed.
+func newBenchTable(b *testing.B) (tbl *Table, dev string, gw netip.Addr, routes []Route) {
+	tbl, dev, n := newTestTable(b)
+	gw = netip.MustParseAddr(fmt.Sprintf("10.%d.0.2", n))
+	routes = make([]Route, benchRoutes)
+	for i := range routes {
+		routes[i] = Route{Prefix: benchPrefix(i), Nexthops: []Nexthop{{Addr: gw, Link: dev}}}
+	}
+	return tbl, dev, gw, routes
+}
+
 // BenchmarkReplace100k installs 100,000 single-path routes through one
 // Table.ReplaceBatch, then one Table.Replace per route, then with a bare
 // netlink loop (the baseline: one RouteReplace per route on one handle),
 // all in the same run.
 func BenchmarkReplace100k(b *testing.B) {
-	tbl, dev, n := newTestTable(b)
-	gw := netip.MustParseAddr(fmt.Sprintf("10.%d.0.2", n))
+	tbl, dev, gw, routes := newBenchTable(b)
 	ctx := context.Background()
-	routes := make([]Route, benchRoutes)
-	for i := range routes {
-		routes[i] = Route{Prefix: benchPrefix(i), Nexthops: []Nexthop{{Addr: gw, Link: dev}}}
-	}
 	for b.Loop() {
 		batch := timeInstall(b, tbl, func() {
 			if refused, err := tbl.ReplaceBatch(ctx, routes); err != nil || len(refused) > 0 {
@@ -134,13 +141,8 @@ func netlinkLoop(b *testing.B, gw netip.Addr, dev string) time.Duration {
 // and kept whole in a map; 138-156 MB streaming it and keeping only the
 // paths (0.46-0.60 s either way).
 func BenchmarkSync100k(b *testing.B) {
-	tbl, dev, n := newTestTable(b)
-	gw := netip.MustParseAddr(fmt.Sprintf("10.%d.0.2", n))
+	tbl, _, _, routes := newBenchTable(b)
 	ctx := context.Background()
-	routes := make([]Route, benchRoutes)
-	for i := range routes {
-		routes[i] = Route{Prefix: benchPrefix(i), Nexthops: []Nexthop{{Addr: gw, Link: dev}}}
-	}
 	if refused, err := tbl.ReplaceBatch(ctx, routes); err != nil || len(refused) > 0 {
 		b.Fatalf("ReplaceBatch: %v, refused %d", err, len(refused))
 	}
