@@ -126,6 +126,8 @@ const (
 	releaseQuiet = time.Second
 )
 
+// loop applies the watch's batches and rechecks on owned changes until ctx
+// ends, releasing memory after a burst.
 func (im *importer) loop(ctx context.Context, s *server.BgpServer, batches <-chan watchBatch) {
 	release := time.NewTimer(releaseQuiet)
 	release.Stop()
