@@ -139,7 +139,8 @@ func netlinkLoop(b *testing.B, gw netip.Addr, dev string) time.Duration {
 // with a full table. go test ./fib -run XXX -bench Sync100k -benchtime 3x:
 // 343 MB allocated per Sync when the dump was collected as netlink Routes
 // and kept whole in a map; 138-156 MB streaming it and keeping only the
-// paths (0.46-0.60 s either way).
+// paths; 126 MB (0.7 million allocations, was 1.2) resolving each shared
+// next-hop set once. 0.44-0.79 s throughout.
 func BenchmarkSync100k(b *testing.B) {
 	tbl, _, _, routes := newBenchTable(b)
 	ctx := context.Background()

@@ -117,11 +117,10 @@ func comparePath(a, b path) int {
 	return cmp.Or(a.addr.Compare(b.addr), cmp.Compare(a.ifindex, b.ifindex))
 }
 
-// samePaths tells whether the kernel's route's paths (have, sorted) are
-// the ones we want.
+// samePaths tells whether the kernel's route's paths are the ones we want;
+// both are sorted by comparePath.
 func samePaths(want []path, have []path) bool {
-	w := slices.SortedFunc(slices.Values(want), comparePath)
-	return slices.EqualFunc(w, have, func(w, h path) bool {
+	return slices.EqualFunc(want, have, func(w, h path) bool {
 		return w.addr == h.addr && (w.ifindex == 0 || w.ifindex == h.ifindex)
 	})
 }

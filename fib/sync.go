@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"net/netip"
+	"slices"
 
 	"github.com/vishvananda/netlink"
 
@@ -53,8 +54,9 @@ func (t *Table) repairs(installed map[netip.Prefix][]path, strays []routeOp) ([]
 	}
 	var refused []RouteError
 	refresh := false // the links were just read
+	var shared sharedPaths
 	for prefix, nexthops := range t.wanted {
-		paths, err := t.kernelPaths(nexthops, &refresh)
+		paths, err := shared.of(t, nexthops, &refresh)
 		if err != nil {
 			refused = append(refused, RouteError{Prefix: prefix, Err: err})
 			continue
@@ -65,6 +67,23 @@ func (t *Table) repairs(installed map[netip.Prefix][]path, strays []routeOp) ([]
 		ops = append(ops, routeOp{prefix: prefix, paths: paths, metric: Metric})
 	}
 	return ops, refused
+}
+
+// sharedPaths resolves a next-hop set once for all the routes sharing it
+// (see Table.lastSet), sorted as samePaths wants them.
+type sharedPaths struct {
+	set   []Nexthop
+	paths []path
+	err   error
+}
+
+func (s *sharedPaths) of(t *Table, nexthops []Nexthop, refresh *bool) ([]path, error) {
+	if len(s.set) == 0 || len(s.set) != len(nexthops) || &s.set[0] != &nexthops[0] {
+		s.set = nexthops
+		s.paths, s.err = t.kernelPaths(nexthops, refresh)
+		slices.SortFunc(s.paths, comparePath)
+	}
+	return s.paths, s.err
 }
 
 // Flush deletes every route with our protocol from the table and empties the
