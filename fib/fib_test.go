@@ -395,3 +395,29 @@ func TestEqualNexthopsShareStorage(t *testing.T) {
 		t.Errorf("kernel route %q, want %q", got, want)
 	}
 }
+
+// TestSyncRepairsRoutesSharingNexthops: routes holding one shared next-hop
+// set are each checked and repaired on their own.
+func TestSyncRepairsRoutesSharingNexthops(t *testing.T) {
+	tbl, dev, n := newTestTable(t)
+	ctx := context.Background()
+	gw := func(host int) string { return fmt.Sprintf("10.%d.0.%d", n, host) }
+	set := []Nexthop{hop(gw(3), dev), hop(gw(2), dev)}
+	var routes []Route
+	for _, p := range []string{"198.51.100.0/24", "198.51.101.0/24", "198.51.102.0/24"} {
+		routes = append(routes, Route{Prefix: pfx(p), Nexthops: set})
+	}
+	if refused, err := tbl.ReplaceBatch(ctx, routes); err != nil || len(refused) > 0 {
+		t.Fatalf("ReplaceBatch: refused %v, %v", refused, err)
+	}
+	want := ours(t)
+	proto, metric := fmt.Sprint(Protocol), fmt.Sprint(Metric)
+	testnet.Host.Exec(t, "ip", "route", "replace", "198.51.101.0/24", "via", gw(9), "dev", dev, "proto", proto, "metric", metric)
+	testnet.Host.Exec(t, "ip", "route", "del", "198.51.102.0/24", "proto", proto)
+	if err := tbl.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := ours(t); !equalRoutes(got, want) {
+		t.Fatalf("after Sync the kernel has %v, want %v", got, want)
+	}
+}
