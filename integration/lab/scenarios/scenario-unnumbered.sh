@@ -6,7 +6,7 @@
 # FRR's count of sessions established and dropped on the port: a reset
 # between two polls of the watcher below still moves them. (The "up since"
 # epoch is not used: FRR derives it from the uptime and it jitters by 1 s.)
-counters() { vtysh_ns leaf1 'show bgp neighbors swp1 json' | jq -ec '.swp1 | [(.connectionsEstablished | numbers), (.connectionsDropped | numbers)]'; }
+counters() { vtysh_ns leaf1 'show bgp neighbors swp1 json' | jq -ec '.swp1 | [(.connectionsEstablished | numbers), (.connectionsDropped | numbers)] | select(length == 2)'; }
 state() { vtysh_ns leaf1 'show bgp neighbors swp1 json' | jq -r '.swp1.bgpState'; }
 [ "$(state)" = Established ] || fail "c: host1-leaf1 session is $(state) before the test"
 since=$(counters) || fail "c: FRR reports no connection counters for swp1"
