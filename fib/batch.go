@@ -54,15 +54,25 @@ type batchWriter struct {
 }
 
 func newBatchWriter(table int) (*batchWriter, error) {
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
+	fd, err := openRouteSocket()
 	if err != nil {
-		return nil, fmt.Errorf("open netlink route socket: %w", err)
-	}
-	if err := setupSocket(fd); err != nil {
-		unix.Close(fd)
 		return nil, err
 	}
 	return &batchWriter{fd: fd, table: uint32(table), rbuf: make([]byte, 1<<16)}, nil
+}
+
+// openRouteSocket opens a netlink route socket in the current network
+// namespace, set up for batches of requests and their answers.
+func openRouteSocket() (int, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
+	if err != nil {
+		return -1, fmt.Errorf("open netlink route socket: %w", err)
+	}
+	if err := setupSocket(fd); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
 }
 
 func setupSocket(fd int) error {
@@ -194,20 +204,12 @@ func (w *batchWriter) unanswered(errs []error, answered []bool, err error) {
 // readAnswers matches the answers in one datagram to their ops by
 // sequence number.
 func (w *batchWriter) readAnswers(b []byte, first uint32, ops []routeOp, errs []error, answered []bool) {
-	for len(b) >= unix.SizeofNlMsghdr {
-		h := unix.NlMsghdr{
-			Len: binary.NativeEndian.Uint32(b), Type: binary.NativeEndian.Uint16(b[4:]),
-			Flags: binary.NativeEndian.Uint16(b[6:]), Seq: binary.NativeEndian.Uint32(b[8:]),
-		}
-		if h.Len < unix.SizeofNlMsghdr || int(h.Len) > len(b) {
-			return
-		}
-		i := int(h.Seq - first)
-		if h.Type == unix.NLMSG_ERROR && i >= 0 && i < len(ops) && !answered[i] {
+	for msg := range netlinkMessages(b) {
+		i := int(msg.header.Seq - first)
+		if msg.header.Type == unix.NLMSG_ERROR && i >= 0 && i < len(ops) && !answered[i] {
 			answered[i] = true
-			errs[i] = ackError(h, b[unix.SizeofNlMsghdr:h.Len], ops[i])
+			errs[i] = ackError(msg.header, msg.body, ops[i])
 		}
-		b = b[min(nlmAlign(int(h.Len)), len(b)):]
 	}
 }
 
@@ -237,16 +239,10 @@ func extAckMessage(h unix.NlMsghdr, b []byte) string {
 	if h.Flags&unix.NLM_F_CAPPED != 0 {
 		echoed = unix.SizeofNlMsghdr
 	}
-	b = b[min(nlmAlign(echoed), len(b)):]
-	for len(b) >= unix.SizeofRtAttr {
-		l, typ := int(binary.NativeEndian.Uint16(b)), binary.NativeEndian.Uint16(b[2:])
-		if l < unix.SizeofRtAttr || l > len(b) {
-			return ""
-		}
+	for typ, value := range routeAttrs(b[min(nlmAlign(echoed), len(b)):]) {
 		if typ == unix.NLMSGERR_ATTR_MSG {
-			return unix.ByteSliceToString(b[unix.SizeofRtAttr:l])
+			return unix.ByteSliceToString(value)
 		}
-		b = b[min(rtaAlign(l), len(b)):]
 	}
 	return ""
 }

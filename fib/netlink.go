@@ -17,7 +17,8 @@ const dumpAttempts = 5
 // routeLink reads the kernel's routing tables and links (writes go through
 // batchWriter): interrupted dumps are retried here, in one place.
 type routeLink struct {
-	h *netlink.Handle
+	h      *netlink.Handle
+	routes *routeDumper
 }
 
 func newRouteLink() (*routeLink, error) {
@@ -25,29 +26,17 @@ func newRouteLink() (*routeLink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open netlink route socket: %w", err)
 	}
-	return &routeLink{h: h}, nil
+	routes, err := newRouteDumper()
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	return &routeLink{h: h, routes: routes}, nil
 }
 
-func (l *routeLink) close() { l.h.Close() }
-
-// eachRoute calls f with every route of one family carrying protocol in
-// table, as the dump streams in, so a full table is never held as netlink
-// Routes all at once. start is called before each attempt: an interrupted
-// dump is read again from its beginning.
-func (l *routeLink) eachRoute(family, table int, protocol netlink.RouteProtocol, start func(), f func(*netlink.Route)) error {
-	filter := &netlink.Route{Table: table, Protocol: protocol}
-	_, err := retryDump(func() (struct{}, error) {
-		start()
-		return struct{}{}, l.h.RouteListFilteredIter(family, filter, netlink.RT_FILTER_TABLE|netlink.RT_FILTER_PROTOCOL,
-			func(r netlink.Route) bool {
-				f(&r)
-				return true
-			})
-	})
-	if err != nil {
-		return fmt.Errorf("list routes of protocol %d in table %d: %w", protocol, table, err)
-	}
-	return nil
+func (l *routeLink) close() {
+	l.h.Close()
+	l.routes.close()
 }
 
 // linkIndexes maps every interface name to its index, in one dump.

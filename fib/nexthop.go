@@ -4,11 +4,8 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"slices"
-
-	"github.com/vishvananda/netlink"
 )
 
 // normalize checks a route and puts it in the one form the wanted set
@@ -95,24 +92,6 @@ type path struct {
 	ifindex int
 }
 
-func routePaths(r *netlink.Route) []path {
-	infos := r.MultiPath
-	if len(infos) == 0 {
-		infos = []*netlink.NexthopInfo{{Gw: r.Gw, Via: r.Via, LinkIndex: r.LinkIndex}}
-	}
-	paths := make([]path, 0, len(infos))
-	for _, info := range infos {
-		ip := info.Gw
-		if via, ok := info.Via.(*netlink.Via); ok && ip == nil {
-			ip = via.Addr
-		}
-		addr, _ := netip.AddrFromSlice(ip)
-		paths = append(paths, path{addr: addr.Unmap(), ifindex: info.LinkIndex})
-	}
-	slices.SortFunc(paths, comparePath)
-	return paths
-}
-
 func comparePath(a, b path) int {
 	return cmp.Or(a.addr.Compare(b.addr), cmp.Compare(a.ifindex, b.ifindex))
 }
@@ -123,21 +102,4 @@ func samePaths(want []path, have []path) bool {
 	return slices.EqualFunc(want, have, func(w, h path) bool {
 		return w.addr == h.addr && (w.ifindex == 0 || w.ifindex == h.ifindex)
 	})
-}
-
-// ipNetPrefix converts a kernel destination; ok is false for anything that
-// is not an IPv4 or IPv6 prefix.
-func ipNetPrefix(n *net.IPNet) (netip.Prefix, bool) {
-	if n == nil {
-		return netip.Prefix{}, false
-	}
-	addr, ok := netip.AddrFromSlice(n.IP)
-	ones, bits := n.Mask.Size()
-	if !ok || bits == 0 {
-		return netip.Prefix{}, false
-	}
-	if bits == 32 {
-		addr = addr.Unmap()
-	}
-	return netip.PrefixFrom(addr, ones), true
 }

@@ -7,8 +7,6 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/vishvananda/netlink"
-
 	"golang.org/x/sys/unix"
 )
 
@@ -116,25 +114,26 @@ func joinRefused(refused []RouteError, ctxErr error) error {
 
 // installed reads the routes with our protocol from the kernel: the paths
 // of ours by prefix, and the deletes of strays (another metric, so not
-// installed by this version). Only the paths are kept of each route: with a
-// full table netlink's routes would weigh hundreds of bytes each.
+// installed by this version). Routes with equal paths share one slice, as
+// in the wanted set, so a full table costs a map entry per route.
 func (t *Table) installed() (ours map[netip.Prefix][]path, strays []routeOp, err error) {
 	ours = make(map[netip.Prefix][]path)
+	var last []path
 	for _, family := range []int{unix.AF_INET, unix.AF_INET6} {
 		familyStrays := len(strays)
 		restart := func() {
 			maps.DeleteFunc(ours, func(prefix netip.Prefix, _ []path) bool { return prefix.Addr().Is4() == (family == unix.AF_INET) })
 			strays = strays[:familyStrays]
 		}
-		err := t.link.eachRoute(family, t.table, Protocol, restart, func(r *netlink.Route) {
-			prefix, ok := ipNetPrefix(r.Dst)
-			switch {
-			case !ok: // not an IP route: nothing this package could have written
-			case r.Priority == Metric:
-				ours[prefix] = routePaths(r)
-			default:
-				strays = append(strays, routeOp{prefix: prefix, metric: uint32(r.Priority)})
+		err := t.link.routes.each(family, uint32(t.table), uint8(Protocol), restart, func(r kernelRoute) {
+			if r.metric != Metric {
+				strays = append(strays, routeOp{prefix: r.prefix, metric: r.metric})
+				return
 			}
+			if !slices.Equal(last, r.paths) {
+				last = slices.Clone(r.paths)
+			}
+			ours[r.prefix] = last
 		})
 		if err != nil {
 			return nil, nil, err
