@@ -15,10 +15,7 @@ import (
 	"testing"
 	"time"
 
-	ipamapi "github.com/docker/go-plugins-helpers/ipam"
-	netapi "github.com/docker/go-plugins-helpers/network"
-
-	"github.com/ipvlan-bgp/ipvlan-bgp/api"
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/dockertest"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/testnet"
 	"github.com/ipvlan-bgp/ipvlan-bgp/status"
 )
@@ -59,11 +56,10 @@ func unixClient(path string) *http.Client {
 // running is the plugin binary's run, started with an FRR leaf as its BGP
 // peer, a route budget of three and debug logging.
 type running struct {
-	dir     string
-	docker  *http.Client
-	log     *lockedBuffer
-	network map[string]string // pool ID by network ID
-	leaf    *testnet.FRR
+	dir    string
+	docker *dockertest.Docker
+	log    *lockedBuffer
+	leaf   *testnet.FRR
 }
 
 func startPlugin(t *testing.T) *running {
@@ -85,7 +81,7 @@ router bgp 65001
  exit-address-family
 `, md5Password))
 
-	r := &running{dir: t.TempDir(), log: &lockedBuffer{}, network: map[string]string{}, leaf: frr}
+	r := &running{dir: t.TempDir(), log: &lockedBuffer{}, leaf: frr}
 	env := map[string]string{
 		"STATE_DIR": r.dir, "SOCKET": filepath.Join(r.dir, "plugin.sock"),
 		"METRICS_ADDRESS": "unix:" + filepath.Join(r.dir, "metrics.sock"), "STATUS_SOCKET": filepath.Join(r.dir, "status.sock"),
@@ -102,7 +98,7 @@ router bgp 65001
 			t.Errorf("run: %v", err)
 		}
 	})
-	r.docker = unixClient(env["SOCKET"])
+	r.docker = dockertest.New(unixClient(env["SOCKET"]))
 	testnet.WaitFor(t, 10*time.Second, "the plugin's status socket", func() (bool, string) {
 		_, err := status.Fetch(ctx, r.statusSocket())
 		return err == nil, fmt.Sprint(err)
@@ -111,68 +107,6 @@ router bgp 65001
 }
 
 func (r *running) statusSocket() string { return filepath.Join(r.dir, "status.sock") }
-
-// call sends one Docker call; a refusal comes back as an error holding
-// Docker's Err text.
-func (r *running) call(t *testing.T, method string, req, answer any) error {
-	t.Helper()
-	body, _ := json.Marshal(req)
-	resp, err := r.docker.Post("http://plugin/"+method, "application/json", bytes.NewReader(body))
-	if err != nil {
-		t.Fatalf("%s: %v", method, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		var refusal struct{ Err string }
-		_ = json.Unmarshal(raw, &refusal)
-		return fmt.Errorf("%s", refusal.Err)
-	}
-	if answer != nil {
-		return json.Unmarshal(raw, answer)
-	}
-	return nil
-}
-
-func (r *running) mustCall(t *testing.T, method string, req, answer any) {
-	t.Helper()
-	if err := r.call(t, method, req, answer); err != nil {
-		t.Fatalf("%s: %v", method, err)
-	}
-}
-
-// createNetwork sends what `docker network create -d ipvlan-bgp --ipam-driver
-// ipvlan-bgp --subnet SUBNET -o parent=eth0 -o announce=ANNOUNCE` sends.
-func (r *running) createNetwork(t *testing.T, id, subnet, announce string) {
-	t.Helper()
-	var pool ipamapi.RequestPoolResponse
-	r.mustCall(t, "IpamDriver.RequestPool", ipamapi.RequestPoolRequest{AddressSpace: api.LocalAddressSpace, Pool: subnet}, &pool)
-	var gw ipamapi.RequestAddressResponse
-	r.mustCall(t, "IpamDriver.RequestAddress", ipamapi.RequestAddressRequest{PoolID: pool.PoolID,
-		Options: map[string]string{"RequestAddressType": "com.docker.network.gateway"}}, &gw)
-	r.mustCall(t, "NetworkDriver.CreateNetwork", netapi.CreateNetworkRequest{
-		NetworkID: id,
-		Options:   map[string]any{"com.docker.network.generic": map[string]any{"parent": "eth0", "announce": announce}},
-		IPv4Data:  []*netapi.IPAMData{{AddressSpace: api.LocalAddressSpace, Pool: subnet, Gateway: gw.Address}},
-	}, nil)
-	r.network[id] = pool.PoolID
-}
-
-// createEndpoint sends what `docker run --net` sends before Join, and on a
-// refusal releases the address as Docker does.
-func (r *running) createEndpoint(t *testing.T, network, id string) error {
-	t.Helper()
-	var addr ipamapi.RequestAddressResponse
-	r.mustCall(t, "IpamDriver.RequestAddress", ipamapi.RequestAddressRequest{PoolID: r.network[network]}, &addr)
-	err := r.call(t, "NetworkDriver.CreateEndpoint", netapi.CreateEndpointRequest{
-		NetworkID: network, EndpointID: id, Interface: &netapi.EndpointInterface{Address: addr.Address},
-	}, nil)
-	if err != nil {
-		ip, _, _ := strings.Cut(addr.Address, "/")
-		r.mustCall(t, "IpamDriver.ReleaseAddress", ipamapi.ReleaseAddressRequest{PoolID: r.network[network], Address: ip}, nil)
-	}
-	return err
-}
 
 func (r *running) scrape(t *testing.T) string {
 	t.Helper()
@@ -205,19 +139,21 @@ func dockerID(n int, fill string) string { return fmt.Sprintf("%02x", n) + strin
 func TestOperatorsView(t *testing.T) {
 	r := startPlugin(t)
 	hostNet, subnetNet := dockerID(1, "c"), dockerID(2, "c")
-	r.createNetwork(t, hostNet, "10.10.0.0/24", "host")
-	r.createNetwork(t, subnetNet, "10.20.0.0/24", "subnet")
+	// docker network create -d ipvlan-bgp --ipam-driver ipvlan-bgp --subnet
+	// SUBNET -o parent=eth0 -o announce=ANNOUNCE
+	hostPool := r.docker.CreateNetwork(t, hostNet, "10.10.0.0/24", map[string]string{"parent": "eth0", "announce": "host"})
+	subnetPool := r.docker.CreateNetwork(t, subnetNet, "10.20.0.0/24", map[string]string{"parent": "eth0", "announce": "subnet"})
 	// Budget 3: the subnet network's route and two host routes.
 	for i := range 2 {
-		if err := r.createEndpoint(t, hostNet, dockerID(10+i, "e")); err != nil {
+		if err := r.docker.CreateEndpoint(t, hostNet, hostPool, dockerID(10+i, "e")); err != nil {
 			t.Fatal(err)
 		}
 	}
-	err := r.createEndpoint(t, hostNet, dockerID(12, "e"))
+	err := r.docker.CreateEndpoint(t, hostNet, hostPool, dockerID(12, "e"))
 	if err == nil || !strings.Contains(err.Error(), "route budget of 3 routes reached") {
 		t.Fatalf("third host route: %v, want the route budget's refusal", err)
 	}
-	if err := r.createEndpoint(t, subnetNet, dockerID(20, "e")); err != nil {
+	if err := r.docker.CreateEndpoint(t, subnetNet, subnetPool, dockerID(20, "e")); err != nil {
 		t.Fatalf("an endpoint of a subnet network costs no route: %v", err)
 	}
 
