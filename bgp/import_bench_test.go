@@ -11,21 +11,29 @@
 //	GoBGP alone                 4.32  3.71  4.82 (after up 2.42 2.69 2.96)
 //	ip -batch                   2.06  2.32  2.21
 //
-// Now:
+// With the batched writer, while the benchmark still polled GoBGP's RIB
+// size every 10 ms in the importer's run:
 //
 //	peer added → kernel         4.05  5.03  4.43  4.40  4.03  5.23
 //	  after the session was up  3.02  3.38  3.05  3.39  2.95  4.05
-//	  after GoBGP's RIB was full 0.34  0.33  0.20  0.31  0.13  0.15
 //	GoBGP alone                 3.82  4.80  4.52  3.92  4.03  4.32 (after up 2.41 2.80 2.85 2.66 2.45 2.56)
 //	ip -batch                   1.99  2.33  2.27  2.00  2.01  2.00
 //
-// The 10-18 s measured earlier included the benchmark's own polling, which
-// decoded the whole route table every 20 ms while the import ran. What is
-// left: the session takes 1-2 s to come up (GoBGP's and BIRD's connect
-// timers); GoBGP's RIB fills 0.3-1 s slower than when no importer watches
-// it (the watch turns every path into protobuf, about 8 µs of GoBGP's CPU
-// per path, more than our decoding and kernel write together); and the
-// kernel trails GoBGP's RIB by 0.1-0.3 s.
+// That poll was itself a cost: GoBGP's RIB size walks every destination
+// inside its server loop, about 5 ms at 100,000, so polling every 10 ms
+// held the loop half the time (3.3 s of CPU in a profile). The importer's
+// run now reads only the fib table's own count and the kernel; the GoBGP
+// baseline polls every 100 ms:
+//
+//	peer added → kernel         4.85 4.75 4.54 4.69 5.24 4.42 4.39 4.15 4.18 4.58
+//	  after the session was up  3.23 2.82 2.99 3.26 3.92 3.26 3.04 3.14 3.12 3.36
+//	GoBGP alone, after up       2.90 2.60 0.93 0.95 2.91 1.59 1.34 2.38 2.72 2.80
+//	ip -batch                   2.41 1.61 2.35 2.42 2.34 2.22 2.08 2.39 2.27 2.12
+//
+// What is left: the session takes 1-2 s to come up (GoBGP delays its first
+// connect by a random 1-2 s); the watch turns every path into protobuf for
+// the importer (toPathApi, 1.5 s of CPU for the load) and the kernel
+// writes take 1.2-1.7 s of CPU, both on the two cores GoBGP itself needs.
 
 package bgp
 

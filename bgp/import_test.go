@@ -88,12 +88,25 @@ func (f *importFabric) addPeer(addr string, as uint32) {
 
 // addFRRLeaf starts FRR leaf i (AS 65100+i) announcing prefixes to the host.
 func (f *importFabric) addFRRLeaf(i int, prefixes ...string) *testnet.FRR {
-	host, leaf, ns := f.link(i)
-	var networks strings.Builder
+	var networks []string
 	for _, p := range prefixes {
-		fmt.Fprintf(&networks, "  network %s\n", p)
+		networks = append(networks, "network "+p)
 	}
-	frr := testnet.StartFRR(f.t, ns, fmt.Sprintf(`router bgp %d
+	return f.addFRRLeafConfig(i, "", networks...)
+}
+
+// addFRRLeafConfig starts FRR leaf i (AS 65100+i) peering with the host:
+// preamble goes before its router bgp section (route maps, prefix lists),
+// each of unicast lines into its IPv4 unicast family ("HOST" in a line
+// stands for the host's address).
+func (f *importFabric) addFRRLeafConfig(i int, preamble string, unicast ...string) *testnet.FRR {
+	host, leaf, ns := f.link(i)
+	var family strings.Builder
+	for _, line := range unicast {
+		family.WriteString("  " + strings.ReplaceAll(line, "HOST", host) + "\n")
+	}
+	frr := testnet.StartFRR(f.t, ns, fmt.Sprintf(`%s
+router bgp %d
  bgp router-id %s
  no bgp ebgp-requires-policy
  no bgp network import-check
@@ -102,7 +115,7 @@ func (f *importFabric) addFRRLeaf(i int, prefixes ...string) *testnet.FRR {
  neighbor %s timers connect 1
  address-family ipv4 unicast
 %s exit-address-family
-`, 65100+i, leaf, host, hostAS, host, host, networks.String()))
+`, preamble, 65100+i, leaf, host, hostAS, host, host, family.String()))
 	f.addPeer(leaf, uint32(65100+i))
 	f.frr = append(f.frr, frr)
 	return frr
@@ -308,27 +321,12 @@ func TestImportOwnedChange(t *testing.T) {
 // kernel's reason.
 func TestImportReportsKernelRefusal(t *testing.T) {
 	f := newImportFabric(t)
-	host, leaf, ns := f.link(1)
-	testnet.StartFRR(t, ns, fmt.Sprintf(`ip prefix-list far seq 5 permit 198.51.101.0/24
+	f.addFRRLeafConfig(1, `ip prefix-list far seq 5 permit 198.51.101.0/24
 route-map out permit 10
  match ip address prefix-list far
  set ip next-hop 172.31.0.9
-route-map out permit 20
-router bgp 65101
- bgp router-id %s
- no bgp ebgp-requires-policy
- no bgp network import-check
- neighbor %s remote-as %d
- neighbor %s timers 3 9
- neighbor %s timers connect 1
- address-family ipv4 unicast
-  network 198.51.100.0/24
-  network 198.51.101.0/24
-  network 198.51.102.0/24
-  neighbor %s route-map out out
- exit-address-family
-`, leaf, host, hostAS, host, host, host))
-	f.addPeer(leaf, 65101)
+route-map out permit 20`,
+		"network 198.51.100.0/24", "network 198.51.101.0/24", "network 198.51.102.0/24", "neighbor HOST route-map out out")
 	log, hook := logtest.NewNullLogger()
 	f.startImporter(ImportPolicy{}, ownsNothing, logrus.NewEntry(log))
 	via := []string{"via 192.0.2.6 dev leaf1"}

@@ -1,20 +1,23 @@
 // Figures of BenchmarkRSS on the 2-core test machine (shared, noisy), go
 // test ./bgp -run XXX -bench RSS -benchtime 1x, one run per column; RSS in
 // MB with 10,000 announced paths and 100,000 learned routes (in the
-// plugin's case also in the kernel), read 5 s after both were full:
+// plugin's case also in the kernel), read 5 s after both were full, and
+// again after the plugin's first 30 s kernel resync:
 //
-//	now:    plugin 116 114 114 112 115 (peak VmHWM 198-223)
-//	        gobgpd 148 149 155 154 156, ratio 0.73-0.78
-//	before: plugin 257 269 259 263 255 258 276 255 254 267 257 275
+//	now:    plugin 115 119 114 122 (peak VmHWM 204-250), after resync 130 134 129 137
+//	        gobgpd 141 155 159 134, ratio 0.72-0.91, after resync 0.82-1.02
+//	when the resync read the table through the netlink library:
+//	        plugin 114 after resync 188, gobgpd 125: ratio 0.92, after 1.51
+//	first:  plugin 257 269 259 263 255 258 276 255 254 267 257 275
 //	        gobgpd 158 139 146 145 147 123 164 153 151 151 169 154
 //	        ratio 1.52-2.10
 //
 // What changed: the importer keeps one compact copy of the learned routes,
 // fib shares next-hop sets, and the importer returns memory to the OS after
-// a large burst. This reading comes before the first 30 s kernel resync,
-// which still allocates about 126 MB. The analysis that led there (heap
-// profiles after a forced GC, a pprof build of the plugin and gobgpd's own
-// --pprof-host), as it stood before the change:
+// a large burst; fib's resync decodes the kernel's dump itself (16.8 MB
+// allocated per resync of 100,000 routes instead of 126 MB). The analysis
+// that led there (heap profiles after a forced GC, a pprof build of the
+// plugin and gobgpd's own --pprof-host), as it stood before the change:
 //
 //   - live heap: plugin 84 MB, gobgpd 56 MB. GoBGP's own tables are the same
 //     53 MB in both; the difference is the plugin's two copies of the
