@@ -60,3 +60,52 @@ plugin_mount() {
 	echo "/var/lib/lab/$1/plugins/$id/propagated-mount"
 }
 
+
+# allocated HOST: addresses the host's plugin has handed out of the shared
+# container subnet, from its status document.
+allocated() { status_json "$1" | jq '[.pools[] | select(.pool == "10.244.0.0/16") | .allocated] | add'; }
+
+# watch_route FILE PREFIX BOX...: in the background, poll the routers'
+# kernels for PREFIX every 100 ms and append a line to FILE each time one
+# lacks it. Prints the watcher's PID for watch_stop.
+watch_route() {
+	local file=$1 prefix=$2
+	shift 2
+	: >"$file"
+	(while :; do
+		for box in "$@"; do
+			router_has "$box" "$prefix" via || echo "$(date +%T.%N) $box lost $prefix" >>"$file"
+		done
+		sleep 0.1
+	done) >/dev/null 2>&1 &
+	echo $!
+}
+
+# stop_bg SIGNAL PID: stop a process started in the background by a
+# command substitution (so not this shell's child) and wait until it is gone.
+stop_bg() {
+	kill "-$1" "$2" 2>/dev/null || true
+	while kill -0 "$2" 2>/dev/null; do sleep 0.1; done
+}
+
+# watch_stop PID FILE WHAT: end a watch_route; fail with WHAT if it saw a loss.
+watch_stop() {
+	stop_bg TERM "$1"
+	[ ! -s "$2" ] || fail "$3: $(head -5 "$2")"
+}
+
+# ping_start FILE HOST CONTAINER TARGET: in the background, ping TARGET from
+# inside CONTAINER's namespace every 200 ms (the VM's iputils ping: busybox's
+# cannot say how many were lost). Prints the ping's PID for ping_lost.
+ping_start() {
+	local pid
+	pid=$(dk "$2" inspect -f '{{.State.Pid}}' "$3")
+	nsenter -t "$pid" -n ping -n -i 0.2 "$4" >"$1" 2>&1 &
+	echo $!
+}
+
+# ping_lost PID FILE: stop the ping and print "LOST SENT".
+ping_lost() {
+	stop_bg INT "$1"
+	sed -n 's/^\([0-9]*\) packets transmitted, \([0-9]*\) received.*/\1 \2/p' "$2" | awk '{print $1 - $2, $1}'
+}

@@ -2,8 +2,9 @@
 # Scenario d: restarts. The plugin killed with SIGKILL while containers run,
 # then restarted by Docker; then dockerd itself restarted. Afterwards no
 # container lost its address, every running container's route is on the
-# leaves (and never left them: graceful restart), nothing leaked, and new
-# containers get new, unique addresses.
+# leaves (and never left them: graceful restart), a ping across the fabric
+# lost no packet, nothing leaked, and new containers get new, unique
+# addresses.
 
 run_on host1 d1
 run_on host1 d2
@@ -11,17 +12,10 @@ d1=$(container_ip host1 d1)
 d2=$(container_ip host1 d2)
 wait_for "router_has leaf1 $d1/32 via && router_has leaf1 $d2/32 via && router_has spine1 $d2/32 via" 60 ||
 	fail "d: leaves never learned $d1 and $d2"
-allocated() { status_json host1 | jq '[.pools[] | select(.pool == "10.244.0.0/16") | .allocated] | add'; }
-alloc_before=$(allocated)
+alloc_before=$(allocated host1)
 
 # Watch leaf1's and spine1's kernels every 100 ms for the whole scenario.
-(while :; do
-	for box in leaf1 spine1; do
-		router_has "$box" "$d1/32" via || echo "$(date +%T.%N) $box lost $d1/32" >>/tmp/d-losses
-	done
-	sleep 0.1
-done) &
-watcher=$!
+watcher=$(watch_route /tmp/d-losses "$d1/32" leaf1 spine1)
 
 check_after() {
 	local when=$1 c addr
@@ -33,10 +27,13 @@ check_after() {
 			fail "d: $addr/32 not on the leaves after $when"
 	done
 	[ -z "$(ipvlan_links host1)" ] || fail "d: ipvlan links leaked in host1 after $when: $(ipvlan_links host1)"
-	[ "$(allocated)" = "$alloc_before" ] || fail "d: allocations went from $alloc_before to $(allocated) after $when"
+	[ "$(allocated host1)" = "$alloc_before" ] || fail "d: allocations went from $alloc_before to $(allocated host1) after $when"
 	dk host1 exec d1 ping -c 2 -W 2 "$(container_ip host2 d-peer)" >/dev/null || fail "d: d1 cannot reach host2 after $when"
 }
 run_on host2 d-peer
+wait_for "dk host2 exec d-peer ping -c 1 -W 1 $d1" 60 || fail "d: d-peer on host2 cannot reach $d1 before the restarts"
+# Packets both ways across both plugins: host2's container to d1 on host1.
+pinger=$(ping_start /tmp/d-ping host2 d-peer "$d1")
 
 old=$(plugin_pid host1)
 [ -n "$old" ] || fail "d: no plugin process found for host1"
@@ -53,10 +50,11 @@ sleep 3
 check_after "dockerd restarted"
 pass "d: dockerd restarted: addresses, routes and allocations intact, no link leaked"
 
-kill "$watcher"
-wait "$watcher" 2>/dev/null || true
-[ ! -s /tmp/d-losses ] || fail "d: the leaves dropped a running container's route during a restart: $(head -5 /tmp/d-losses)"
+watch_stop "$watcher" /tmp/d-losses "d: the leaves dropped a running container's route during a restart"
 pass "d: leaf1 and spine1 routed $d1/32 throughout both restarts (polled every 100 ms)"
+read -r lost sent < <(ping_lost "$pinger" /tmp/d-ping) || true
+[ "${sent:-0}" -gt 0 ] && [ "$lost" -eq 0 ] || fail "d: a ping from host2 to $d1 lost ${lost:-?} of ${sent:-0} packets across the restarts: $(tail -3 /tmp/d-ping)"
+pass "d: a ping from host2's d-peer to $d1 every 200 ms lost 0 of $sent packets across both restarts"
 
 run_on host1 d3
 d3=$(container_ip host1 d3)
