@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"runtime/debug"
 	"slices"
+	"sync"
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
@@ -32,9 +33,11 @@ type importer struct {
 	owned  func(netip.Prefix) bool
 	log    *logrus.Entry
 
-	// ownedKick wakes run to check every learned route against owned
-	// again; capacity 1, see ownedChanged.
-	ownedKick chan struct{}
+	// ownedKick wakes run to check the learned routes under the prefixes
+	// in ownedPending against owned again; capacity 1, see ownedChanged.
+	ownedKick    chan struct{}
+	ownedMu      sync.Mutex
+	ownedPending []netip.Prefix
 
 	// The fields below belong to run's goroutine.
 
@@ -66,11 +69,14 @@ func newImporter(table *fib.Table, policy ImportPolicy, owned func(netip.Prefix)
 	}
 }
 
-// ownedChanged tells the importer that the prefixes this host owns
-// changed: a learned route inside a prefix that became ours leaves the
-// kernel, one that stopped being ours goes in. It never blocks; changes
-// made while a check is pending are covered by that check.
-func (im *importer) ownedChanged() {
+// ownedChanged tells the importer that prefixes became or stopped being
+// ours: a learned route inside one that became ours leaves the kernel, one
+// inside one that stopped being ours goes in. It never blocks; changes made
+// while a check is pending join that check.
+func (im *importer) ownedChanged(prefixes []netip.Prefix) {
+	im.ownedMu.Lock()
+	im.ownedPending = append(im.ownedPending, prefixes...)
+	im.ownedMu.Unlock()
 	select {
 	case im.ownedKick <- struct{}{}:
 	default:
@@ -213,14 +219,24 @@ func (im *importer) apply(ctx context.Context, s *server.BgpServer, pending map[
 	im.install(ctx, routes)
 }
 
-// recheck applies the import policy again to every learned route, after
-// the owned prefixes changed; fib sends only the routes that change.
+// recheck applies the import policy again to the learned routes inside
+// the prefixes whose ownership changed: only their answer can differ.
+// Containers come and go far more often than a full table should be
+// walked through the policy and fib, so the rest is left alone.
 func (im *importer) recheck(ctx context.Context, s *server.BgpServer) {
-	routes := make([]fib.Route, 0, len(im.learned))
+	im.ownedMu.Lock()
+	changed := im.ownedPending
+	im.ownedPending = nil
+	im.ownedMu.Unlock()
+	var routes []fib.Route
 	for prefix, paths := range im.learned {
-		routes = append(routes, im.route(ctx, s, prefix, paths))
+		if slices.ContainsFunc(changed, func(c netip.Prefix) bool { return covers(c, prefix) }) {
+			routes = append(routes, im.route(ctx, s, prefix, paths))
+		}
 	}
-	im.install(ctx, routes)
+	if len(routes) > 0 {
+		im.install(ctx, routes)
+	}
 }
 
 // route is the kernel route for prefix's learned paths: no next hops when

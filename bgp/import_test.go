@@ -300,7 +300,7 @@ func TestImportOwnedChange(t *testing.T) {
 		mu.Lock()
 		owned[pfx(prefix)] = own
 		mu.Unlock()
-		im.ownedChanged()
+		im.ownedChanged([]netip.Prefix{pfx(prefix)})
 	}
 	via := []string{"via 192.0.2.6 dev leaf1"}
 	all := map[string][]string{"198.51.100.0/24": via, "198.51.101.0/24": via, "198.51.102.0/24": via}

@@ -41,4 +41,17 @@ func TestSpeakerInstallsLearnedRoutes(t *testing.T) {
 	if out := kernelRoute(testnet.Host, "10.14.0.1"); out != "" {
 		t.Errorf("a peer's route for our own prefix reached the kernel: %q", out)
 	}
+
+	// A prefix that becomes ours later takes its learned route out of the
+	// kernel at once, and gives it back once it is ours no more.
+	s.Set("net", []route.Advert{advert("198.51.100.0/23")})
+	testnet.WaitFor(t, 10*time.Second, "198.51.100.0/24 gone once 198.51.100.0/23 is ours", func() (bool, string) {
+		out := kernelRoute(testnet.Host, "198.51.100.0/24")
+		return out == "", out
+	})
+	s.Set("net", nil)
+	testnet.WaitFor(t, 10*time.Second, "198.51.100.0/24 back", func() (bool, string) {
+		out := kernelRoute(testnet.Host, "198.51.100.0/24")
+		return strings.Contains(out, "via 10.0.14.2"), out
+	})
 }

@@ -79,14 +79,14 @@ func NewSpeaker(cfg Config, opts Options) *Speaker {
 func (s *Speaker) Set(owner string, adverts []route.Advert) {
 	adverts = s.acceptable(owner, adverts)
 	s.mu.Lock()
-	s.wanted.set(owner, adverts)
+	ownership := s.wanted.set(owner, adverts)
 	im := s.importer
 	s.mu.Unlock()
 	s.wake()
 	// A learned route into a prefix that just became ours must leave the
 	// kernel now, not at the peer's next update for it.
-	if im != nil {
-		im.ownedChanged()
+	if im != nil && len(ownership) > 0 {
+		im.ownedChanged(ownership)
 	}
 }
 

@@ -23,27 +23,37 @@ func newWantedSet() wantedSet {
 	}
 }
 
-// set replaces owner's adverts (a prefix listed twice keeps its last advert).
-func (w *wantedSet) set(owner string, adverts []route.Advert) {
+// set replaces owner's adverts (a prefix listed twice keeps its last
+// advert). It returns the prefixes that became or stopped being owned by
+// anyone: a change of communities alone changes no ownership.
+func (w *wantedSet) set(owner string, adverts []route.Advert) (ownership []netip.Prefix) {
+	toggled := make(map[netip.Prefix]bool) // owned by anyone: lost (or gained) in this call
 	for _, a := range w.owners[owner] {
 		delete(w.byPrefix[a.Prefix], owner)
 		if len(w.byPrefix[a.Prefix]) == 0 {
 			delete(w.byPrefix, a.Prefix)
+			toggled[a.Prefix] = true
 		}
 		w.dirty[a.Prefix] = true
 	}
 	delete(w.owners, owner)
-	if len(adverts) == 0 {
-		return
+	if len(adverts) > 0 {
+		w.owners[owner] = adverts
 	}
-	w.owners[owner] = adverts
 	for _, a := range adverts {
 		if w.byPrefix[a.Prefix] == nil {
 			w.byPrefix[a.Prefix] = make(map[string]route.Advert)
+			toggled[a.Prefix] = !toggled[a.Prefix] // lost and regained is no change
 		}
 		w.byPrefix[a.Prefix][owner] = a
 		w.dirty[a.Prefix] = true
 	}
+	for p, changed := range toggled {
+		if changed {
+			ownership = append(ownership, p)
+		}
+	}
+	return ownership
 }
 
 // markAll makes the next reconcile look at every wanted prefix.
