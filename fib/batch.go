@@ -179,10 +179,13 @@ func (w *batchWriter) exchange(ops []routeOp, errs []error) {
 
 // send hands the chunk to the kernel, which handles every message in it
 // before the call returns.
-func (w *batchWriter) send() error {
+func (w *batchWriter) send() error { return sendToKernel(w.fd, w.req) }
+
+// sendToKernel sends one datagram of netlink messages to the kernel.
+func sendToKernel(fd int, b []byte) error {
 	for {
-		err := unix.Sendto(w.fd, w.req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
-		if !errors.Is(err, unix.EINTR) {
+		err := unix.Sendto(fd, b, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
+		if !errors.Is(err, unix.EINTR) { // EINTR: the Go runtime's preemption signal
 			return err
 		}
 	}

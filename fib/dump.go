@@ -8,6 +8,7 @@ import (
 	"slices"
 	"syscall"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -48,21 +49,14 @@ type kernelRoute struct {
 	paths  []path
 }
 
-// errDumpInterrupted is the kernel saying the table changed during the
-// dump, so it may be inconsistent: read it again.
-var errDumpInterrupted = errors.New("route dump interrupted by a change")
-
 // each calls f with every route of family in table with protocol, as the
 // dump streams in. start is called before each attempt: an interrupted
-// dump is read again from its beginning, up to dumpAttempts times.
+// dump is read again from its beginning (see retryDump).
 func (d *routeDumper) each(family int, table uint32, protocol uint8, start func(), f func(kernelRoute)) error {
-	var err error
-	for range dumpAttempts {
+	_, err := retryDump(func() (struct{}, error) {
 		start()
-		if err = d.dump(family, table, protocol, f); !errors.Is(err, errDumpInterrupted) {
-			break
-		}
-	}
+		return struct{}{}, d.dump(family, table, protocol, f)
+	})
 	if err != nil {
 		return fmt.Errorf("list routes of protocol %d in table %d: %w", protocol, table, err)
 	}
@@ -94,8 +88,8 @@ func (d *routeDumper) dump(family int, table uint32, protocol uint8, f func(kern
 			interrupted = interrupted || h.Flags&unix.NLM_F_DUMP_INTR != 0
 			switch h.Type {
 			case unix.NLMSG_DONE:
-				if interrupted {
-					return errDumpInterrupted
+				if interrupted { // the table changed during the dump
+					return netlink.ErrDumpInterrupted
 				}
 				return nil
 			case unix.NLMSG_ERROR:
@@ -131,15 +125,10 @@ func (d *routeDumper) request(family int, table uint32, protocol uint8) error {
 	b = append(b, uint8(family), 0, 0, 0, tableByte, protocol, 0, 0, 0, 0, 0, 0)
 	b = appendAttr(b, unix.RTA_TABLE, binary.NativeEndian.AppendUint32(nil, table))
 	binary.NativeEndian.PutUint32(b, uint32(len(b)))
-	for {
-		err := unix.Sendto(d.fd, b, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
-		if !errors.Is(err, unix.EINTR) {
-			if err != nil {
-				return fmt.Errorf("ask for the route dump: %w", err)
-			}
-			return nil
-		}
+	if err := sendToKernel(d.fd, b); err != nil {
+		return fmt.Errorf("ask for the route dump: %w", err)
 	}
+	return nil
 }
 
 // netlinkMessage is one message of a datagram, its body after the header.
