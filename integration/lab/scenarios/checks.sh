@@ -60,7 +60,6 @@ plugin_mount() {
 	echo "/var/lib/lab/$1/plugins/$id/propagated-mount"
 }
 
-
 # allocated HOST: addresses the host's plugin has handed out of the shared
 # container subnet, from its status document.
 allocated() { status_json "$1" | jq '[.pools[] | select(.pool == "10.244.0.0/16") | .allocated] | add'; }
