@@ -2,6 +2,8 @@ package bgp
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -9,39 +11,18 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
+
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 )
-
-// gobgpCLI builds the stock gobgp CLI of the embedded version once per
-// machine (it needs the module cache or the module proxy) and skips the test
-// when it cannot.
-func gobgpCLI(t *testing.T) string {
-	t.Helper()
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
-	dir := filepath.Join(cache, "ipvlan-bgp", "gobgp-cli-v3.37.0")
-	bin := filepath.Join(dir, "gobgp")
-	if _, err := os.Stat(bin); err == nil {
-		return bin
-	}
-	// The test's namespace has no network: the module cache, which building
-	// this package filled with GoBGP's sources, serves as the proxy.
-	cmd := exec.Command("go", "install", "github.com/osrg/gobgp/v3/cmd/gobgp@v3.37.0")
-	cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOPROXY=file://"+goModCache(t)+"/cache/download", "GOSUMDB=off")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Skipf("cannot build the gobgp CLI v3.37.0 (go install): %v\n%s", err, out)
-	}
-	return bin
-}
 
 // TestGobgpCLIOnAPISocket runs the stock gobgp CLI against the API socket:
 // it lists our neighbour and our announced path, over the socket and over
 // BGP_API_TCP. The socket replaces a stale one, is root-only, and goes away
 // on Stop.
 func TestGobgpCLIOnAPISocket(t *testing.T) {
-	cli := gobgpCLI(t)
+	cli := goBuild(t, t.TempDir(), "github.com/osrg/gobgp/v4/cmd/gobgp")
 	sock := filepath.Join(t.TempDir(), "gobgp.sock")
 	stale, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
 	if err != nil {
@@ -111,22 +92,28 @@ func TestAPISocketFailureKeepsBGP(t *testing.T) {
 	}
 }
 
-func goModCache(t *testing.T) string {
-	out, err := exec.Command("go", "env", "GOMODCACHE").Output()
-	if err != nil {
-		t.Skipf("go env GOMODCACHE: %v", err)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// TestGoBGPFatalDoesNotExit: GoBGP calls Fatal when its gRPC listener
-// fails; the plugin must survive it, with the error in Status.
-func TestGoBGPFatalDoesNotExit(t *testing.T) {
+// TestGoBGPErrorKeptInStatus: an error GoBGP logs (it logs a gRPC or BFD
+// listener it could not open, and goes on) reaches the log with our field
+// names and is kept for Status; once the speaker is stopping GoBGP, the
+// error its Stop logs about a StopBgp already made is not.
+func TestGoBGPErrorKeptInStatus(t *testing.T) {
 	s := NewSpeaker(testConfig(), Options{Log: speakerLog(t)})
-	l := &gobgpLogger{log: s.log, failed: s.recordErr}
-	l.Fatal("failed to listen grpc port", map[string]any{"Err": "address in use"})
+	log, hook := logtest.NewNullLogger()
+	bridge := &slogBridge{log: logrus.NewEntry(log), failed: s.recordErr}
+	gobgp := bridge.logger().With(slog.String("Topic", "Peer"), slog.String("Key", "10.0.0.1"))
+	gobgp.Error("Can't listen UDP", slog.String("Address", ":3784"), slog.Any("Error", errors.New("address already in use")))
 	st, err := s.Status(context.Background())
-	if err != nil || !strings.Contains(st.LastError, "failed to listen grpc port") {
-		t.Fatalf("Status = %+v, %v; want GoBGP's fatal error kept", st, err)
+	if err != nil || st.LastError != "GoBGP error: Can't listen UDP: address already in use" {
+		t.Fatalf("Status = %+v, %v; want GoBGP's error kept", st, err)
+	}
+	gobgp.Info("Peer Up", slog.String("State", "BGP_FSM_OPENCONFIRM"))
+	last := hook.LastEntry()
+	if last.Message != "Peer Up" || last.Data["peer"] != "10.0.0.1" || last.Data["topic"] != "Peer" || last.Data["state"] != "BGP_FSM_OPENCONFIRM" {
+		t.Errorf("GoBGP's info line logged as %q %v; want peer, topic and state fields", last.Message, last.Data)
+	}
+	bridge.stopping.Store(true)
+	gobgp.Error("failed to stop BGP server", slog.Any("Error", errors.New("BGP server is not running")))
+	if st, _ := s.Status(context.Background()); strings.Contains(st.LastError, "failed to stop") {
+		t.Errorf("the error of GoBGP's Stop after our StopBgp was kept: %q", st.LastError)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/bgp/config"
 )
 
 // apiServer exposes GoBGP's gRPC API on the operator's socket. GoBGP only
@@ -27,7 +29,7 @@ type apiServer struct {
 }
 
 // newAPIServer opens the public listeners; nil when the API is off.
-func newAPIServer(cfg Config, log *logrus.Entry) (*apiServer, error) {
+func newAPIServer(cfg config.Config, log *logrus.Entry) (*apiServer, error) {
 	if cfg.APISocket == "" && cfg.APITCP == "" {
 		return nil, nil
 	}
@@ -40,7 +42,7 @@ func newAPIServer(cfg Config, log *logrus.Entry) (*apiServer, error) {
 		l, err := listenPrivateUnix(cfg.APISocket)
 		if err != nil {
 			_ = a.close()
-			return nil, fmt.Errorf("%s: %w", EnvAPISocket, err)
+			return nil, fmt.Errorf("%s: %w", config.EnvAPISocket, err)
 		}
 		a.socket = cfg.APISocket
 		a.listeners = append(a.listeners, l)
@@ -49,7 +51,7 @@ func newAPIServer(cfg Config, log *logrus.Entry) (*apiServer, error) {
 		l, err := net.Listen("tcp", cfg.APITCP)
 		if err != nil {
 			_ = a.close()
-			return nil, fmt.Errorf("%s: %w", EnvAPITCP, err)
+			return nil, fmt.Errorf("%s: %w", config.EnvAPITCP, err)
 		}
 		a.listeners = append(a.listeners, l)
 	}

@@ -8,8 +8,10 @@ import (
 	"testing"
 	"time"
 
-	api "github.com/osrg/gobgp/v3/api"
-	"github.com/osrg/gobgp/v3/pkg/server"
+	"github.com/google/uuid"
+	api "github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	"github.com/osrg/gobgp/v4/pkg/server"
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -90,7 +92,7 @@ func (f *benchFabric) watchKernel(b *testing.B) {
 
 // startRawGoBGP is the baseline: GoBGP with no plugin code around it.
 func startRawGoBGP(b *testing.B, peer string) *server.BgpServer {
-	s := server.NewBgpServer(server.LoggerOption(&gobgpLogger{log: quietLog(), failed: func(error, string, logrus.Fields) {}}))
+	s := server.NewBgpServer() // logging nowhere
 	go s.Serve()
 	ctx := context.Background()
 	global := &api.Global{Asn: 64513, RouterId: "192.0.2.251", ListenPort: -1}
@@ -162,10 +164,10 @@ func benchLatency(b *testing.B, peer string) {
 			func() { f.speaker.Set("bench", []route.Advert{{Prefix: p}}) },
 			func() { f.speaker.Set("bench", nil) }))
 		p = benchPrefix(2*i + 1)
-		var uuid []byte
+		var id uuid.UUID
 		raw.add(f.cycle(b, p,
-			func() { uuid = rawAdd(b, f.raw, p) },
-			func() { rawDelete(b, f.raw, uuid) }))
+			func() { id = rawAdd(b, f.raw, p) },
+			func() { rawDelete(b, f.raw, id) }))
 	}
 	b.StopTimer()
 	sp.report(b, "speaker")
@@ -176,20 +178,20 @@ func benchLatency(b *testing.B, peer string) {
 		raw.median(raw.announce), raw.p99(raw.announce), raw.median(raw.withdraw), raw.p99(raw.withdraw), b.N)
 }
 
-func rawAdd(b *testing.B, s *server.BgpServer, p netip.Prefix) []byte {
+func rawAdd(b *testing.B, s *server.BgpServer, p netip.Prefix) uuid.UUID {
 	path, err := buildPath(p, pathAttrs{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	resp, err := s.AddPath(context.Background(), &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: path})
+	resp, err := s.AddPath(apiutil.AddPathRequest{Paths: []*apiutil.Path{path}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	return resp.Uuid
+	return resp[0].UUID
 }
 
-func rawDelete(b *testing.B, s *server.BgpServer, uuid []byte) {
-	if err := s.DeletePath(context.Background(), &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Uuid: uuid}); err != nil {
+func rawDelete(b *testing.B, s *server.BgpServer, id uuid.UUID) {
+	if err := s.DeletePath(apiutil.DeletePathRequest{UUIDs: []uuid.UUID{id}}); err != nil {
 		b.Fatal(err)
 	}
 }
@@ -198,7 +200,7 @@ func rawDelete(b *testing.B, s *server.BgpServer, uuid []byte) {
 func rawWithdraw(b *testing.B, s *server.BgpServer, p netip.Prefix) {
 	path, err := buildPath(p, pathAttrs{})
 	if err == nil {
-		err = s.DeletePath(context.Background(), &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Path: path})
+		err = s.DeletePath(apiutil.DeletePathRequest{Paths: []*apiutil.Path{path}})
 	}
 	if err != nil {
 		b.Fatal(err)
@@ -207,11 +209,11 @@ func rawWithdraw(b *testing.B, s *server.BgpServer, p netip.Prefix) {
 
 // waitSessions waits until both speakers' sessions are up.
 func (f *benchFabric) waitSessions(b *testing.B) {
-	for _, s := range []*server.BgpServer{f.speaker.Server(), f.raw} {
+	for _, s := range []*server.BgpServer{f.speaker.server, f.raw} {
 		testnet.WaitFor(b, 60*time.Second, "benchmark session", func() (bool, string) {
 			up := false
 			_ = s.ListPeer(context.Background(), &api.ListPeerRequest{}, func(p *api.Peer) {
-				up = p.GetState().GetSessionState() == api.PeerState_ESTABLISHED
+				up = p.GetState().GetSessionState() == api.PeerState_SESSION_STATE_ESTABLISHED
 			})
 			return up, "not established"
 		})

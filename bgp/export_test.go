@@ -1,14 +1,16 @@
 package bgp
 
 import (
-	"context"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
-	api "github.com/osrg/gobgp/v3/api"
+	api "github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
 
+	"github.com/ipvlan-bgp/ipvlan-bgp/bgp/config"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/testnet"
 )
@@ -29,7 +31,7 @@ func TestExportOnlyOwnedAllowedPrefixes(t *testing.T) {
  exit-address-family`))
 	leaf2 := testnet.StartFRR(t, ns2, frrLeaf(65032, "10.0.4.2", " neighbor 10.0.4.1 remote-as 64512"))
 	cfg := testConfig(numbered("10.0.3.2", 65031), numbered("10.0.4.2", 65032))
-	cfg.ExportAllow = []PrefixRule{{Prefix: netip.MustParsePrefix("10.3.0.0/16"), MinLen: 16, MaxLen: 32}}
+	cfg.ExportAllow = []config.PrefixRule{{Prefix: netip.MustParsePrefix("10.3.0.0/16"), MinLen: 16, MaxLen: 32}}
 	s := startSpeaker(t, cfg)
 
 	testnet.WaitFor(t, 30*time.Second, "leaf1's 198.51.100.0/24 in our RIB", func() (bool, string) {
@@ -40,9 +42,13 @@ func TestExportOnlyOwnedAllowedPrefixes(t *testing.T) {
 		out := kernelRoute(ns2, "10.3.0.1/32")
 		return strings.Contains(out, "via 10.0.4.1"), out
 	})
-	// Updates to leaf2 go out in order: had the transit route or the
-	// refused advert been sent, they would be there by now.
-	time.Sleep(time.Second)
+	// Updates to leaf2 go out in order: once a marker announced after them
+	// is there, the transit route and the refused advert would be too.
+	s.Set("marker", []route.Advert{advert("10.3.0.9/32")})
+	testnet.WaitFor(t, 30*time.Second, "the marker 10.3.0.9/32 at leaf2", func() (bool, string) {
+		out := kernelRoute(ns2, "10.3.0.9/32")
+		return strings.Contains(out, "via 10.0.4.1"), out
+	})
 	for _, p := range []string{"198.51.100.0/24", "10.4.0.1/32"} {
 		if got := frrLookup(t, leaf2, p); len(got.Paths) != 0 {
 			t.Errorf("leaf2 received %s: %+v", p, got)
@@ -56,10 +62,10 @@ func TestExportOnlyOwnedAllowedPrefixes(t *testing.T) {
 // ribHas reports whether GoBGP's global RIB holds prefix.
 func ribHas(t *testing.T, s *Speaker, prefix string) bool {
 	found := false
-	err := s.Server().ListPath(context.Background(), &api.ListPathRequest{
-		TableType: api.TableType_GLOBAL, Family: apiFamily(IPv4Unicast),
-		Prefixes: []*api.TableLookupPrefix{{Prefix: prefix}},
-	}, func(d *api.Destination) { found = found || len(d.Paths) > 0 })
+	err := s.server.ListPath(apiutil.ListPathRequest{
+		TableType: api.TableType_TABLE_TYPE_GLOBAL, Family: bgp.RF_IPv4_UC,
+		Prefixes: []*apiutil.LookupPrefix{{Prefix: prefix}},
+	}, func(_ bgp.NLRI, paths []*apiutil.Path) { found = found || len(paths) > 0 })
 	if err != nil {
 		t.Fatalf("ListPath: %v", err)
 	}

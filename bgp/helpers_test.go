@@ -4,6 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +16,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/ipvlan-bgp/ipvlan-bgp/bgp/config"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/testnet"
 )
@@ -64,24 +69,24 @@ func link(t *testing.T, prefix string) (ns *testnet.NS, hostIf, peerIf string) {
 
 // testConfig is a speaker config with fast timers, no listening (GoBGP
 // connects out) and no API socket.
-func testConfig(neighbors ...Neighbor) Config {
-	return Config{
+func testConfig(neighbors ...config.Neighbor) config.Config {
+	return config.Config{
 		ASN:             64512,
 		RouterID:        netip.MustParseAddr("192.0.2.250"),
 		Neighbors:       neighbors,
-		GracefulRestart: GracefulRestart{Enabled: true, RestartTime: 120 * time.Second},
+		GracefulRestart: config.GracefulRestart{Enabled: true, RestartTime: 120 * time.Second},
 	}
 }
 
-func numbered(addr string, as uint32) Neighbor {
-	return Neighbor{Address: netip.MustParseAddr(addr), PeerSettings: PeerSettings{
+func numbered(addr string, as uint32) config.Neighbor {
+	return config.Neighbor{Address: netip.MustParseAddr(addr), PeerSettings: config.PeerSettings{
 		RemoteAS: as, HoldTime: 9 * time.Second, Keepalive: 3 * time.Second,
-		Families: []Family{IPv4Unicast, IPv6Unicast},
+		Families: []config.Family{config.IPv4Unicast, config.IPv6Unicast},
 	}}
 }
 
 // startSpeaker starts a speaker and stops it (with Cease) when the test ends.
-func startSpeaker(t *testing.T, cfg Config) *Speaker {
+func startSpeaker(t *testing.T, cfg config.Config) *Speaker {
 	t.Helper()
 	s := NewSpeaker(cfg, Options{Log: speakerLog(t)})
 	if err := s.Start(context.Background()); err != nil {
@@ -156,4 +161,21 @@ func kernelRoute(ns *testnet.NS, prefix string) string {
 	}
 	out, _ := ns.Try(args...)
 	return strings.TrimSpace(out)
+}
+
+// goBuild builds pkg, a package of this module or a tool of its go.mod
+// (the gobgp CLI, gobgpd), into dir and returns the binary, static as the
+// plugin ships. It builds offline, as the test's namespace has no network:
+// the modules come from the module cache, which `go mod download` fills
+// (`make unit` runs it). Failing to build fails the test, so a test that
+// could not run never passes as skipped.
+func goBuild(t testing.TB, dir, pkg string) string {
+	t.Helper()
+	bin := filepath.Join(dir, path.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", bin, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOPROXY=off")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build %s offline (run `go mod download` once with network): %v\n%s", pkg, err, out)
+	}
+	return bin
 }

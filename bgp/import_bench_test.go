@@ -48,12 +48,15 @@ import (
 	"testing"
 	"time"
 
-	api "github.com/osrg/gobgp/v3/api"
-	"github.com/osrg/gobgp/v3/pkg/server"
+	api "github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	bgppkt "github.com/osrg/gobgp/v4/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v4/pkg/server"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 
+	"github.com/ipvlan-bgp/ipvlan-bgp/bgp/config"
 	"github.com/ipvlan-bgp/ipvlan-bgp/fib"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/testnet"
 )
@@ -97,7 +100,7 @@ func BenchmarkImport100k(b *testing.B) {
 			n := f.ribSize()
 			return n == 0, n
 		})
-		_, stop := f.startImporter(ImportPolicy{}, ownsNothing, testLog())
+		_, stop := f.startImporter(config.ImportPolicy{}, ownsNothing, testLog())
 		// The importer's run asks nothing of GoBGP: the fib table's length
 		// is our own counter, and the kernel is dumped only once it is full.
 		imported, importedUp := f.timeSession(leaf, 10*time.Millisecond, func() (bool, int) {
@@ -144,7 +147,7 @@ func (f *importFabric) timeSession(addr string, interval time.Duration, done, go
 // ribSize is how many IPv4 unicast destinations GoBGP holds.
 func (f *importFabric) ribSize() int {
 	r, err := f.s.GetTable(context.Background(), &api.GetTableRequest{
-		TableType: api.TableType_GLOBAL, Family: &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST},
+		TableType: api.TableType_TABLE_TYPE_GLOBAL, Family: &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST},
 	})
 	if err != nil {
 		f.t.Fatal(err)
@@ -158,14 +161,14 @@ func watchEstablished(b *testing.B, s *server.BgpServer) func() time.Time {
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
 	up := make(chan time.Time, 1)
-	err := s.WatchEvent(ctx, &api.WatchEventRequest{Peer: &api.WatchEventRequest_Peer{}}, func(r *api.WatchEventResponse) {
-		if r.GetPeer().GetPeer().GetState().GetSessionState() == api.PeerState_ESTABLISHED {
+	err := s.WatchEvent(ctx, server.WatchEventMessageCallbacks{OnPeerUpdate: func(e *apiutil.WatchEventMessage_PeerEvent, _ time.Time) {
+		if e.Peer.State.SessionState == bgppkt.BGP_FSM_ESTABLISHED {
 			select {
 			case up <- time.Now():
 			default:
 			}
 		}
-	})
+	}}, server.WatchPeer())
 	if err != nil {
 		b.Fatal(err)
 	}

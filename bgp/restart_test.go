@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipvlan-bgp/ipvlan-bgp/bgp/config"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/testnet"
 )
@@ -16,7 +17,7 @@ import (
 type grFabric struct {
 	ns   *testnet.NS
 	frr  *testnet.FRR
-	cfg  Config
+	cfg  config.Config
 	peer string // how FRR names our session
 	via  string // what FRR's kernel route through us shows
 }
@@ -32,7 +33,7 @@ func numberedFabric(t *testing.T) grFabric {
 func unnumberedFabric(t *testing.T) grFabric {
 	ns, hostIf, peerIf := link(t, "grun")
 	frr := testnet.StartFRR(t, ns, frrLeaf(65002, "10.0.2.2", " neighbor "+peerIf+" interface remote-as external"))
-	n := Neighbor{Interface: hostIf, PeerSettings: PeerSettings{HoldTime: 9 * time.Second, Keepalive: 3 * time.Second}}
+	n := config.Neighbor{Interface: hostIf, PeerSettings: config.PeerSettings{HoldTime: 9 * time.Second, Keepalive: 3 * time.Second}}
 	return grFabric{ns: ns, frr: frr, cfg: testConfig(n), peer: peerIf, via: "via inet6 fe80::"}
 }
 

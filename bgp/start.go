@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 
-	api "github.com/osrg/gobgp/v3/api"
-	"github.com/osrg/gobgp/v3/pkg/server"
+	api "github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/server"
 	"github.com/sirupsen/logrus"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/bgp/config"
 )
 
 // exportPolicy is the seed's `route-map IPVLAN`: only locally originated
@@ -39,7 +41,7 @@ func (s *Speaker) start(ctx context.Context, restarting bool) error {
 	if !routerID.IsValid() {
 		var err error
 		if routerID, err = DefaultRouterID(); err != nil {
-			return fmt.Errorf("%s unset and no default: %w", EnvRouterID, err)
+			return fmt.Errorf("%s unset and no default: %w", config.EnvRouterID, err)
 		}
 	}
 	// Without its API the speaker still routes: an operator loses the gobgp
@@ -49,13 +51,15 @@ func (s *Speaker) start(ctx context.Context, restarting bool) error {
 		s.recordErr(err, "GoBGP API is off; BGP runs without it", nil)
 		apiSrv = nil
 	}
-	opts := []server.ServerOption{server.LoggerOption(&gobgpLogger{log: s.log, failed: s.recordErr})}
+	s.gobgpLog = &slogBridge{log: s.log.WithField("part", "gobgp"), failed: s.recordErr}
+	opts := []server.ServerOption{server.LoggerOption(s.gobgpLog.logger(), nil)}
 	if apiSrv != nil {
 		opts = append(opts, server.GrpcListenAddress(apiSrv.internalAddress()))
 	}
 	s.server = server.NewBgpServer(opts...)
 	go s.server.Serve()
 	if err := s.startGlobal(ctx, routerID.String()); err != nil {
+		s.gobgpLog.stopping.Store(true)
 		s.server.Stop()
 		if apiSrv != nil {
 			_ = apiSrv.close()
@@ -82,14 +86,14 @@ func (s *Speaker) startGlobal(ctx context.Context, routerID string) error {
 	policy := &api.Policy{Name: exportPolicy, Statements: []*api.Statement{{
 		Name:       exportPolicy + "-local",
 		Conditions: &api.Conditions{RouteType: api.Conditions_ROUTE_TYPE_LOCAL},
-		Actions:    &api.Actions{RouteAction: api.RouteAction_ACCEPT},
+		Actions:    &api.Actions{RouteAction: api.RouteAction_ROUTE_ACTION_ACCEPT},
 	}}}
 	if err := s.server.AddPolicy(ctx, &api.AddPolicyRequest{Policy: policy}); err != nil {
 		return fmt.Errorf("add export policy: %w", err)
 	}
 	assignment := &api.PolicyAssignment{
-		Name: "global", Direction: api.PolicyDirection_EXPORT,
-		Policies: []*api.Policy{{Name: exportPolicy}}, DefaultAction: api.RouteAction_REJECT,
+		Name: "global", Direction: api.PolicyDirection_POLICY_DIRECTION_EXPORT,
+		Policies: []*api.Policy{{Name: exportPolicy}}, DefaultAction: api.RouteAction_ROUTE_ACTION_REJECT,
 	}
 	if err := s.server.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: assignment}); err != nil {
 		return fmt.Errorf("assign export policy: %w", err)
@@ -100,7 +104,7 @@ func (s *Speaker) startGlobal(ctx context.Context, routerID string) error {
 // run adds the wanted paths BEFORE any neighbour, so peers that kept our
 // routes through a graceful restart never see them missing from our first
 // update (GoBGP sends End-of-RIB soon after a session comes up), then the
-// peers, then starts the background loops.
+// importer's watch, then the peers, then starts the background loops.
 func (s *Speaker) run(ctx context.Context, restarting bool) {
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.reconcileMu.Lock()
@@ -113,7 +117,9 @@ func (s *Speaker) run(ctx context.Context, restarting bool) {
 	if err := s.reconcile(ctx); err != nil {
 		s.recordErr(err, "add initial announcements", nil)
 	}
-	s.startImporter(bg)
+	if err := s.startImporter(bg); err != nil {
+		s.recordErr(err, "install learned routes", nil)
+	}
 	s.addPeers(ctx, bg, restarting)
 	s.wg.Add(1)
 	go s.reconcileLoop(bg)
