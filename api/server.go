@@ -8,13 +8,13 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"runtime/debug"
 	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/unixsock"
 )
 
 const (
@@ -77,20 +77,11 @@ func (s *Server) Fail(err error) {
 // Handler is the HTTP handler serving both protocols.
 func (s *Server) Handler() http.Handler { return s.mux }
 
-// Listen creates the unix socket at path, replacing a stale one left by a
-// crashed run.
+// Listen creates the plugin API's unix socket at path (root only: Docker
+// connects as root), replacing a stale one left by a crashed run but never
+// another kind of file.
 func Listen(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("create socket directory for %s: %w", path, err)
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
-	}
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", path, err)
-	}
-	return l, nil
+	return unixsock.Listen(path, 0o600)
 }
 
 // Serve answers calls on l until ctx ends, then lets calls in flight finish.

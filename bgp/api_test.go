@@ -2,36 +2,30 @@ package bgp
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 )
 
-// gobgpCLI builds the stock gobgp CLI of the embedded version once per
-// machine (it needs the module cache or the module proxy) and skips the test
-// when it cannot.
+// gobgpCLI builds the stock gobgp CLI of the embedded version: go.mod names
+// it as a tool, so the module cache that built this package builds it too,
+// offline (the test's namespace has no network). A build failure fails the
+// test: a skip here would hide a broken API.
 func gobgpCLI(t *testing.T) string {
 	t.Helper()
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
-	dir := filepath.Join(cache, "ipvlan-bgp", "gobgp-cli-v3.37.0")
-	bin := filepath.Join(dir, "gobgp")
-	if _, err := os.Stat(bin); err == nil {
-		return bin
-	}
-	// The test's namespace has no network: the module cache, which building
-	// this package filled with GoBGP's sources, serves as the proxy.
-	cmd := exec.Command("go", "install", "github.com/osrg/gobgp/v3/cmd/gobgp@v3.37.0")
-	cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOPROXY=file://"+goModCache(t)+"/cache/download", "GOSUMDB=off")
+	bin := filepath.Join(t.TempDir(), "gobgp")
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/osrg/gobgp/v3/cmd/gobgp")
+	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Skipf("cannot build the gobgp CLI v3.37.0 (go install): %v\n%s", err, out)
+		t.Fatalf("build the gobgp CLI (a tool in go.mod): %v\n%s", err, out)
 	}
 	return bin
 }
@@ -76,6 +70,13 @@ func TestGobgpCLIOnAPISocket(t *testing.T) {
 	if out := gobgp(overUnix, "global", "rib", "-a", "ipv4"); !strings.Contains(out, "10.9.0.1/32") || !strings.Contains(out, "65000:9") {
 		t.Errorf("gobgp global rib does not show 10.9.0.1/32 with 65000:9:\n%s", out)
 	}
+	// The API hands out the neighbours' passwords: a user other than root
+	// must not get through on loopback TCP either.
+	nobody := exec.Command(worldExecutable(t, cli), append(overTCP, "neighbor")...)
+	nobody.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	if out, err := nobody.CombinedOutput(); err == nil || strings.Contains(string(out), "10.0.9.2") {
+		t.Errorf("gobgp neighbor as uid 65534 over TCP: err %v, want refused:\n%s", err, out)
+	}
 	if err := s.Stop(context.Background(), false); err != nil {
 		t.Fatal(err)
 	}
@@ -111,12 +112,58 @@ func TestAPISocketFailureKeepsBGP(t *testing.T) {
 	}
 }
 
-func goModCache(t *testing.T) string {
-	out, err := exec.Command("go", "env", "GOMODCACHE").Output()
+// worldExecutable copies bin where any user can run it.
+func worldExecutable(t *testing.T, bin string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "gobgp-cli-")
 	if err != nil {
-		t.Skipf("go env GOMODCACHE: %v", err)
+		t.Fatal(err)
 	}
-	return strings.TrimSpace(string(out))
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	data, err := os.ReadFile(bin)
+	if err == nil {
+		err = os.Chmod(dir, 0o755)
+	}
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, "gobgp"), data, 0o755)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, "gobgp")
+}
+
+// TestCheckCallerOnLoopback: the owner of a loopback client's socket is read
+// from the kernel: root passes, another user does not.
+func TestCheckCallerOnLoopback(t *testing.T) {
+	for _, tc := range []struct {
+		listen string
+		uid    uint32
+		want   error
+	}{{"127.0.0.1:0", 0, nil}, {"127.0.0.1:0", 65534, errNotRoot}, {"[::1]:0", 65534, errNotRoot}, {"[::1]:0", 0, nil}} {
+		l, err := net.Listen("tcp", tc.listen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		host := l.Addr().(*net.TCPAddr).IP.String()
+		client := exec.Command("bash", "-c", fmt.Sprintf("exec 3<>/dev/tcp/%s/%d; read -t 10 <&3", host, port))
+		client.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: tc.uid, Gid: tc.uid}}
+		if err := client.Start(); err != nil {
+			t.Fatal(err)
+		}
+		conn, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := checkCaller(conn)
+		conn.Close()
+		l.Close()
+		_ = client.Wait()
+		if !errors.Is(got, tc.want) || (tc.want == nil && got != nil) {
+			t.Errorf("%s, caller uid %d: checkCaller = %v, want %v", tc.listen, tc.uid, got, tc.want)
+		}
+	}
 }
 
 // TestGoBGPFatalDoesNotExit: GoBGP calls Fatal when its gRPC listener

@@ -2,6 +2,7 @@ package bgp
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -36,20 +37,71 @@ func TestExportOnlyOwnedAllowedPrefixes(t *testing.T) {
 		return ribHas(t, s, "198.51.100.0/24"), "not yet"
 	})
 	s.Set("ep", []route.Advert{advert("10.3.0.1/32"), advert("10.4.0.1/32")})
+	// Paths added through GoBGP's API (the gobgp CLI) meet the same rules.
+	for _, p := range []string{"10.4.0.2/32", "0.0.0.0/0"} {
+		addThroughAPI(t, s, p)
+	}
 	testnet.WaitFor(t, 30*time.Second, "10.3.0.1/32 at leaf2", func() (bool, string) {
 		out := kernelRoute(ns2, "10.3.0.1/32")
 		return strings.Contains(out, "via 10.0.4.1"), out
 	})
-	// Updates to leaf2 go out in order: had the transit route or the
-	// refused advert been sent, they would be there by now.
-	time.Sleep(time.Second)
-	for _, p := range []string{"198.51.100.0/24", "10.4.0.1/32"} {
+	// Updates to leaf2 go out in order: once a path added after all the
+	// others is there, a transit route or a refused path would be too.
+	addThroughAPI(t, s, "10.3.0.99/32")
+	testnet.WaitFor(t, 30*time.Second, "the last path, 10.3.0.99/32, at leaf2", func() (bool, string) {
+		got := frrLookup(t, leaf2, "10.3.0.99/32")
+		return len(got.Paths) > 0, fmt.Sprint(got)
+	})
+	for _, p := range []string{"198.51.100.0/24", "10.4.0.1/32", "10.4.0.2/32", "0.0.0.0/0"} {
 		if got := frrLookup(t, leaf2, p); len(got.Paths) != 0 {
 			t.Errorf("leaf2 received %s: %+v", p, got)
 		}
 	}
 	if !s.Owns(netip.MustParsePrefix("10.4.0.1/32")) || s.Owns(netip.MustParsePrefix("198.51.100.0/24")) {
 		t.Errorf("Owns: want true for our refused advert, false for leaf1's route")
+	}
+}
+
+// TestExportRefusesBroadPrefixes: with the default rules a default route, a
+// half of it and a /8 stay home, whether the driver or the API adds them,
+// while a /24 goes out.
+func TestExportRefusesBroadPrefixes(t *testing.T) {
+	ns1, host1, peer1 := link(t, "leaf1")
+	testnet.Host.AddAddr(t, host1, "10.0.5.1/30")
+	ns1.AddAddr(t, peer1, "10.0.5.2/30")
+	leaf := testnet.StartFRR(t, ns1, frrLeaf(65051, "10.0.5.2", " neighbor 10.0.5.1 remote-as 64512"))
+	cfg := testConfig(numbered("10.0.5.2", 65051))
+	cfg.ExportMinLen = MinLen{V4: 16, V6: 48}
+	s := startSpeaker(t, cfg)
+	s.Set("net", []route.Advert{advert("0.0.0.0/0"), advert("128.0.0.0/1"), advert("10.0.0.0/8")})
+	addThroughAPI(t, s, "0.0.0.0/1")
+	s.Set("ok", []route.Advert{advert("10.5.1.0/24")})
+	testnet.WaitFor(t, 30*time.Second, "10.5.1.0/24 at the leaf", func() (bool, string) {
+		got := frrLookup(t, leaf, "10.5.1.0/24")
+		return len(got.Paths) > 0, fmt.Sprint(got)
+	})
+	addThroughAPI(t, s, "10.5.2.0/24")
+	testnet.WaitFor(t, 30*time.Second, "the last path, 10.5.2.0/24, at the leaf", func() (bool, string) {
+		got := frrLookup(t, leaf, "10.5.2.0/24")
+		return len(got.Paths) > 0, fmt.Sprint(got)
+	})
+	for _, p := range []string{"0.0.0.0/0", "0.0.0.0/1", "128.0.0.0/1", "10.0.0.0/8"} {
+		if got := frrLookup(t, leaf, p); len(got.Paths) != 0 {
+			t.Errorf("the leaf received %s: %+v", p, got)
+		}
+	}
+}
+
+// addThroughAPI adds a locally originated path the way the gobgp CLI does,
+// past the speaker's own checks.
+func addThroughAPI(t *testing.T, s *Speaker, prefix string) {
+	t.Helper()
+	path, err := buildPath(netip.MustParsePrefix(prefix), pathAttrs{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Server().AddPath(context.Background(), &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: path}); err != nil {
+		t.Fatalf("AddPath %s through the API: %v", prefix, err)
 	}
 }
 

@@ -28,10 +28,11 @@ import (
 // event replace what was known before. Withdrawals and dropped sessions
 // arrive the same way.
 type importer struct {
-	table  *fib.Table
-	policy ImportPolicy
-	owned  func(netip.Prefix) bool
-	log    *logrus.Entry
+	table     *fib.Table
+	policy    ImportPolicy
+	owned     func(netip.Prefix) bool
+	connected Connected // nil: none known
+	log       *logrus.Entry
 
 	// ownedKick wakes run to check the learned routes under the prefixes
 	// in ownedPending against owned again; capacity 1, see ownedChanged.
@@ -56,11 +57,12 @@ type importer struct {
 	peerLinks map[netip.Addr]string
 }
 
-func newImporter(table *fib.Table, policy ImportPolicy, owned func(netip.Prefix) bool, log *logrus.Entry) *importer {
+func newImporter(table *fib.Table, policy ImportPolicy, owned func(netip.Prefix) bool, connected Connected, log *logrus.Entry) *importer {
 	return &importer{
 		table:     table,
 		policy:    policy,
 		owned:     owned,
+		connected: connected,
 		log:       log.WithField("component", "import"),
 		ownedKick: make(chan struct{}, 1),
 		learned:   make(map[netip.Prefix][]hop),
@@ -70,9 +72,10 @@ func newImporter(table *fib.Table, policy ImportPolicy, owned func(netip.Prefix)
 }
 
 // ownedChanged tells the importer that prefixes became or stopped being
-// ours: a learned route inside one that became ours leaves the kernel, one
-// inside one that stopped being ours goes in. It never blocks; changes made
-// while a check is pending join that check.
+// ours (owned by the driver, or the host's connected subnets): a learned
+// route inside one that became ours leaves the kernel, one inside one that
+// stopped being ours goes in. It never blocks; changes made while a check
+// is pending join that check.
 func (im *importer) ownedChanged(prefixes []netip.Prefix) {
 	im.ownedMu.Lock()
 	im.ownedPending = append(im.ownedPending, prefixes...)
@@ -277,8 +280,13 @@ func (im *importer) refuse(prefix netip.Prefix, paths []hop, reason string) {
 
 // refusal says why prefix must not go into the kernel, or "".
 func (im *importer) refusal(prefix netip.Prefix) string {
-	if prefix.Bits() == 0 && !im.policy.AllowDefault {
-		return "default route (not allowed by the import policy)"
+	if prefix.Bits() <= 1 && !im.policy.AllowDefault {
+		return fmt.Sprintf("a default route or one of its halves (%s=true lets them in)", EnvImportDefault)
+	}
+	if im.connected != nil && !im.policy.AllowConnected {
+		if subnet, ok := im.connected.Covering(prefix); ok {
+			return fmt.Sprintf("inside %s, a subnet of the host's own interfaces (%s=true lets it in)", subnet, EnvImportConnected)
+		}
 	}
 	if len(im.policy.Allow) > 0 && !slices.ContainsFunc(im.policy.Allow, func(allow netip.Prefix) bool {
 		return covers(allow, prefix)

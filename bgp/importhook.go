@@ -13,10 +13,17 @@ func (s *Speaker) startImporter(ctx context.Context) {
 	if s.kernel == nil {
 		return
 	}
-	im := newImporter(s.kernel, s.cfg.Import, s.Owns, s.log.WithField("part", "import"))
+	im := newImporter(s.kernel, s.cfg.Import, s.Owns, s.connected, s.log.WithField("part", "import"))
 	s.mu.Lock()
 	s.importer = im
 	s.mu.Unlock()
+	if s.connected != nil && !s.cfg.Import.AllowConnected {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.connected.Run(ctx, im.ownedChanged)
+		}()
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

@@ -41,8 +41,9 @@ func (l loader) peers(cfg *Config) error {
 // peerDefaults reads the env settings every neighbour inherits.
 func (l loader) peerDefaults(localAS uint32) (PeerSettings, error) {
 	builtin := PeerSettings{
-		HoldTime:  defaultHoldTime,
-		Keepalive: defaultHoldTime / 3,
+		HoldTime:    defaultHoldTime,
+		Keepalive:   defaultHoldTime / 3,
+		MaxPrefixes: defaultMaxPrefixes,
 	}
 	opt := func(env string) Opt {
 		if v := l.getenv(env); v != "" {
