@@ -34,7 +34,7 @@ func TestObserverHearsEveryCall(t *testing.T) {
 	s.Ready(rec, rec)
 	call(t, s, "/NetworkDriver.CreateNetwork", `{"NetworkID":"n1"}`)
 	rec.fail = errors.New("refused")
-	call(t, s, "/IpamDriver.RequestAddress", `{}`)
+	call(t, s, "/IpamDriver.RequestAddress", `{"PoolID":"p"}`)
 	call(t, s, "/NetworkDriver.Join", `{"NetworkID":`)
 
 	want := []struct {

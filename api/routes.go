@@ -38,34 +38,45 @@ type ipamCapabilities struct {
 	RequiresRequestReplay bool
 }
 
+// Calls served before start-up finishes (activation and capabilities must
+// answer at once, or Docker marks the plugin dead) and those that wait.
+var (
+	immediate = spec{}
+	// Fields every request of a kind must carry, as Docker always sends.
+	network  = []string{"NetworkID"}
+	endpoint = []string{"NetworkID", "EndpointID"}
+)
+
+func gated(needs ...string) spec { return spec{gated: true, needs: needs} }
+
 func (s *Server) routeProtocol() {
-	handle(s, "/Plugin.Activate", false, constant(activation{Implements: []string{"NetworkDriver", "IpamDriver"}}))
+	handle(s, "/Plugin.Activate", immediate, constant(activation{Implements: []string{"NetworkDriver", "IpamDriver"}}))
 	// Local scope: each host keeps its own state. Global connectivity: the
 	// same network on every host is one routed network across the fabric.
-	handle(s, "/NetworkDriver.GetCapabilities", false, constant(networkCapabilities{Scope: "local", ConnectivityScope: "global"}))
-	handle(s, "/IpamDriver.GetCapabilities", false, constant(ipamCapabilities{}))
-	handle(s, "/IpamDriver.GetDefaultAddressSpaces", false, constant(ipamapi.AddressSpacesResponse{
+	handle(s, "/NetworkDriver.GetCapabilities", immediate, constant(networkCapabilities{Scope: "local", ConnectivityScope: "global"}))
+	handle(s, "/IpamDriver.GetCapabilities", immediate, constant(ipamCapabilities{}))
+	handle(s, "/IpamDriver.GetDefaultAddressSpaces", immediate, constant(ipamapi.AddressSpacesResponse{
 		LocalDefaultAddressSpace:  LocalAddressSpace,
 		GlobalDefaultAddressSpace: GlobalAddressSpace,
 	}))
-	// AllocateNetwork and FreeNetwork are swarm-manager calls for global-scope
-	// drivers, and discovery events carry nothing a routed network needs:
-	// acknowledge them so Docker proceeds.
-	handle(s, "/NetworkDriver.AllocateNetwork", false, func(context.Context, *netapi.AllocateNetworkRequest) (*netapi.AllocateNetworkResponse, error) {
-		return &netapi.AllocateNetworkResponse{Options: map[string]string{}}, nil
-	})
-	handle(s, "/NetworkDriver.FreeNetwork", false, withoutAnswer(func(context.Context, *netapi.FreeNetworkRequest) error { return nil }))
-	handle(s, "/NetworkDriver.DiscoverNew", false, withoutAnswer(func(context.Context, *netapi.DiscoveryNotification) error { return nil }))
-	handle(s, "/NetworkDriver.DiscoverDelete", false, withoutAnswer(func(context.Context, *netapi.DiscoveryNotification) error { return nil }))
+	// A swarm manager allocates network state only for global-scope
+	// drivers; this one is local, so those calls never come from Docker.
+	unsupported(s, "/NetworkDriver.AllocateNetwork", "a local-scope driver keeps its state on each host")
+	unsupported(s, "/NetworkDriver.FreeNetwork", "a local-scope driver keeps its state on each host")
+	// Swarm's node discovery carries nothing a routed network needs: BGP
+	// finds the other hosts. Acknowledged, once the request is whole.
+	discovery := spec{needs: []string{"DiscoveryType"}}
+	handle(s, "/NetworkDriver.DiscoverNew", discovery, withoutAnswer(func(context.Context, *netapi.DiscoveryNotification) error { return nil }))
+	handle(s, "/NetworkDriver.DiscoverDelete", discovery, withoutAnswer(func(context.Context, *netapi.DiscoveryNotification) error { return nil }))
 }
 
-// network and ipam bind a driver method to the driver handed over at Ready:
+// bindNetwork and bindIPAM bind a driver method to the driver handed over at Ready:
 // routes are registered before the drivers exist.
-func network[Req, Res any](s *Server, method func(NetworkDriver, context.Context, *Req) (*Res, error)) func(context.Context, *Req) (*Res, error) {
+func bindNetwork[Req, Res any](s *Server, method func(NetworkDriver, context.Context, *Req) (*Res, error)) func(context.Context, *Req) (*Res, error) {
 	return func(ctx context.Context, req *Req) (*Res, error) { return method(s.network, ctx, req) }
 }
 
-func ipam[Req, Res any](s *Server, method func(IPAMDriver, context.Context, *Req) (*Res, error)) func(context.Context, *Req) (*Res, error) {
+func bindIPAM[Req, Res any](s *Server, method func(IPAMDriver, context.Context, *Req) (*Res, error)) func(context.Context, *Req) (*Res, error) {
 	return func(ctx context.Context, req *Req) (*Res, error) { return method(s.ipam, ctx, req) }
 }
 
@@ -75,20 +86,22 @@ func noAnswer[D, Req any](method func(D, context.Context, *Req) error) func(D, c
 }
 
 func (s *Server) routeNetwork() {
-	handle(s, "/NetworkDriver.CreateNetwork", true, network(s, noAnswer(NetworkDriver.CreateNetwork)))
-	handle(s, "/NetworkDriver.DeleteNetwork", true, network(s, noAnswer(NetworkDriver.DeleteNetwork)))
-	handle(s, "/NetworkDriver.CreateEndpoint", true, network(s, NetworkDriver.CreateEndpoint))
-	handle(s, "/NetworkDriver.DeleteEndpoint", true, network(s, noAnswer(NetworkDriver.DeleteEndpoint)))
-	handle(s, "/NetworkDriver.EndpointOperInfo", true, network(s, NetworkDriver.EndpointInfo))
-	handle(s, "/NetworkDriver.Join", true, network(s, NetworkDriver.Join))
-	handle(s, "/NetworkDriver.Leave", true, network(s, noAnswer(NetworkDriver.Leave)))
-	handle(s, "/NetworkDriver.ProgramExternalConnectivity", true, network(s, noAnswer(NetworkDriver.ProgramExternalConnectivity)))
-	handle(s, "/NetworkDriver.RevokeExternalConnectivity", true, network(s, noAnswer(NetworkDriver.RevokeExternalConnectivity)))
+	handle(s, "/NetworkDriver.CreateNetwork", gated(network...), bindNetwork(s, noAnswer(NetworkDriver.CreateNetwork)))
+	handle(s, "/NetworkDriver.DeleteNetwork", gated(network...), bindNetwork(s, noAnswer(NetworkDriver.DeleteNetwork)))
+	handle(s, "/NetworkDriver.CreateEndpoint", gated(endpoint...), bindNetwork(s, NetworkDriver.CreateEndpoint))
+	handle(s, "/NetworkDriver.DeleteEndpoint", gated(endpoint...), bindNetwork(s, noAnswer(NetworkDriver.DeleteEndpoint)))
+	handle(s, "/NetworkDriver.EndpointOperInfo", gated(endpoint...), bindNetwork(s, NetworkDriver.EndpointInfo))
+	handle(s, "/NetworkDriver.Join", gated(append(endpoint, "SandboxKey")...), bindNetwork(s, NetworkDriver.Join))
+	handle(s, "/NetworkDriver.Leave", gated(endpoint...), bindNetwork(s, noAnswer(NetworkDriver.Leave)))
+	handle(s, "/NetworkDriver.ProgramExternalConnectivity", gated(endpoint...), bindNetwork(s, noAnswer(NetworkDriver.ProgramExternalConnectivity)))
+	handle(s, "/NetworkDriver.RevokeExternalConnectivity", gated(endpoint...), bindNetwork(s, noAnswer(NetworkDriver.RevokeExternalConnectivity)))
 }
 
 func (s *Server) routeIPAM() {
-	handle(s, "/IpamDriver.RequestPool", true, ipam(s, IPAMDriver.RequestPool))
-	handle(s, "/IpamDriver.ReleasePool", true, ipam(s, noAnswer(IPAMDriver.ReleasePool)))
-	handle(s, "/IpamDriver.RequestAddress", true, ipam(s, IPAMDriver.RequestAddress))
-	handle(s, "/IpamDriver.ReleaseAddress", true, ipam(s, noAnswer(IPAMDriver.ReleaseAddress)))
+	// Docker always sends every field of these requests (none is omitempty
+	// on its side): AddressSpace and V6 tell a real RequestPool from "{}".
+	handle(s, "/IpamDriver.RequestPool", gated("AddressSpace", "V6"), bindIPAM(s, IPAMDriver.RequestPool))
+	handle(s, "/IpamDriver.ReleasePool", gated("PoolID"), bindIPAM(s, noAnswer(IPAMDriver.ReleasePool)))
+	handle(s, "/IpamDriver.RequestAddress", gated("PoolID"), bindIPAM(s, IPAMDriver.RequestAddress))
+	handle(s, "/IpamDriver.ReleaseAddress", gated("PoolID", "Address"), bindIPAM(s, noAnswer(IPAMDriver.ReleaseAddress)))
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,13 +9,13 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"runtime/debug"
 	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/unixsock"
 )
 
 const (
@@ -77,20 +78,11 @@ func (s *Server) Fail(err error) {
 // Handler is the HTTP handler serving both protocols.
 func (s *Server) Handler() http.Handler { return s.mux }
 
-// Listen creates the unix socket at path, replacing a stale one left by a
-// crashed run.
+// Listen creates the plugin API's unix socket at path (root only: Docker
+// connects as root), replacing a stale one left by a crashed run but never
+// another kind of file.
 func Listen(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("create socket directory for %s: %w", path, err)
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
-	}
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", path, err)
-	}
-	return l, nil
+	return unixsock.Listen(path, 0o600)
 }
 
 // Serve answers calls on l until ctx ends, then lets calls in flight finish.
@@ -114,15 +106,25 @@ type errorResponse struct {
 	Err string
 }
 
+// spec says how one call is served: whether it waits for start-up, and the
+// fields its request must carry.
+type spec struct {
+	gated bool
+	// needs lists the request's fields that must be present: a body without
+	// them is not the request Docker sent (an interrupted call's retry
+	// arrives empty, see decode) and must not be taken for one.
+	needs []string
+}
+
 // handle registers one call: decode the request, wait for start-up, run the
 // call with a context, encode the answer. A panic in a call becomes an error
 // answer, never a dead plugin.
-func handle[Req, Res any](s *Server, path string, gated bool, call func(context.Context, *Req) (*Res, error)) {
+func handle[Req, Res any](s *Server, path string, c spec, fn func(context.Context, *Req) (*Res, error)) {
 	s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
 		name := path[1:]
 		log := s.log.WithField("call", name)
 		started := time.Now()
-		res, err := serveCall(s, r, gated, call)
+		res, err := serveCall(s, r, c, fn)
 		took := time.Since(started)
 		s.observe(name, took, err)
 		if err != nil {
@@ -139,7 +141,17 @@ func handle[Req, Res any](s *Server, path string, gated bool, call func(context.
 	})
 }
 
-func serveCall[Req, Res any](s *Server, r *http.Request, gated bool, call func(context.Context, *Req) (*Res, error)) (res *Res, err error) {
+// unsupported registers a call this driver does not serve: Docker reads a
+// 404 as "the plugin does not implement it", never as success.
+func unsupported(s *Server, path, why string) {
+	s.mux.HandleFunc(path, func(w http.ResponseWriter, _ *http.Request) {
+		err := fmt.Errorf("ipvlan-bgp does not serve %s: %s", path[1:], why)
+		s.observe(path[1:], 0, err)
+		writeJSON(w, http.StatusNotFound, errorResponse{Err: err.Error()})
+	})
+}
+
+func serveCall[Req, Res any](s *Server, r *http.Request, c spec, fn func(context.Context, *Req) (*Res, error)) (res *Res, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			s.log.WithField("panic", p).WithField("stack", string(debug.Stack())).Error("call panicked")
@@ -147,15 +159,17 @@ func serveCall[Req, Res any](s *Server, r *http.Request, gated bool, call func(c
 		}
 	}()
 	req := new(Req)
-	if err := decode(r.Body, req); err != nil {
-		return nil, err
+	if _, bodyless := any(req).(*empty); !bodyless {
+		if err := decode(r.Body, req, c.needs); err != nil {
+			return nil, fmt.Errorf("%s: %w", r.URL.Path[1:], err)
+		}
 	}
-	if gated {
+	if c.gated {
 		if err := s.waitReady(r.Context()); err != nil {
 			return nil, err
 		}
 	}
-	return call(r.Context(), req)
+	return fn(r.Context(), req)
 }
 
 func (s *Server) waitReady(ctx context.Context) error {
@@ -180,15 +194,56 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// decode reads a request body. An empty body counts as an empty request
-// (Docker sends none for some calls); anything else must be one JSON object.
-func decode(body io.Reader, v any) error {
-	dec := json.NewDecoder(io.LimitReader(body, maxBody))
-	if err := dec.Decode(v); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil
+// decode reads a request body: exactly one JSON object holding the needed
+// fields. Docker's plugin client retries a call that failed to connect (the
+// plugin died mid-call) for up to 30 s, re-sending the buffer the first try
+// drained: the retry arrives with an empty body. Read as an empty request it
+// would be taken for another (a default pool instead of the user's
+// --subnet, a delete of nothing), so it is an error, as is anything cut
+// short or not an object.
+func decode(body io.Reader, v any, needs []string) error {
+	raw, err := io.ReadAll(io.LimitReader(body, maxBody+1))
+	switch {
+	case err != nil:
+		return fmt.Errorf("read request: %w", err)
+	case len(raw) > maxBody:
+		return fmt.Errorf("malformed request: larger than %d bytes", maxBody)
+	case len(bytes.TrimSpace(raw)) == 0:
+		return errors.New("empty request body (Docker retrying a call the plugin could not finish?): nothing done; repeat the command")
+	}
+	var fields map[string]json.RawMessage
+	if err := strictUnmarshal(raw, &fields); err != nil || fields == nil {
+		return fmt.Errorf("malformed request: want one JSON object: %s", describe(err))
+	}
+	for _, f := range needs {
+		if value, ok := fields[f]; !ok || string(value) == "null" {
+			return fmt.Errorf("malformed request: no %s", f)
 		}
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
 		return fmt.Errorf("malformed request: %w", err)
 	}
 	return nil
+}
+
+// strictUnmarshal decodes one JSON value and refuses anything after it.
+func strictUnmarshal(raw []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("data after the object")
+	}
+	return nil
+}
+
+func describe(err error) string {
+	if err == nil {
+		return "got null"
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return "cut short"
+	}
+	return err.Error()
 }

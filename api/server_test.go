@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -102,16 +103,17 @@ func TestProtocolCalls(t *testing.T) {
 		{"/IpamDriver.GetCapabilities", "null", 200, "RequiresRequestReplay", false},
 		{"/IpamDriver.GetDefaultAddressSpaces", "{}", 200, "LocalDefaultAddressSpace", LocalAddressSpace},
 		{"/NetworkDriver.CreateNetwork", `{"NetworkID":"n1","Options":{},"IPv4Data":[],"IPv6Data":[]}`, 200, "", nil},
-		{"/NetworkDriver.Join", `{"NetworkID":"n1","EndpointID":"e1"}`, 200, "InterfaceName", map[string]any{"SrcName": "ib0", "DstPrefix": "eth"}},
-		{"/IpamDriver.RequestPool", `{"Pool":"10.0.0.0/24"}`, 200, "Pool", "10.0.0.0/24"},
-		{"/IpamDriver.RequestAddress", `{"PoolID":"p"}`, 200, "Address", "10.0.0.2/24"},
-		{"/NetworkDriver.AllocateNetwork", `{"NetworkID":"n1"}`, 200, "Options", map[string]any{}},
+		{"/NetworkDriver.Join", `{"NetworkID":"n1","EndpointID":"e1","SandboxKey":"/var/run/docker/netns/x","Options":{}}`, 200, "InterfaceName", map[string]any{"SrcName": "ib0", "DstPrefix": "eth"}},
+		{"/IpamDriver.RequestPool", `{"AddressSpace":"","Pool":"10.0.0.0/24","SubPool":"","Options":null,"V6":false}`, 200, "Pool", "10.0.0.0/24"},
+		{"/IpamDriver.RequestAddress", `{"PoolID":"p","Address":"","Options":null}`, 200, "Address", "10.0.0.2/24"},
+		{"/NetworkDriver.AllocateNetwork", `{"NetworkID":"n1"}`, 404, "Err", "ipvlan-bgp does not serve NetworkDriver.AllocateNetwork: a local-scope driver keeps its state on each host"},
+		{"/NetworkDriver.FreeNetwork", `{"NetworkID":"n1"}`, 404, "Err", nil},
 		{"/NetworkDriver.DiscoverNew", `{"DiscoveryType":1,"DiscoveryData":{"x":1}}`, 200, "", nil},
 		// malformed input: an error answer naming the problem, never a crash
 		{"/NetworkDriver.CreateNetwork", `{"NetworkID":`, 500, "Err", nil},
 		{"/NetworkDriver.CreateNetwork", `{"NetworkID":42}`, 500, "Err", nil},
 		{"/IpamDriver.RequestPool", `[1,2,3]`, 500, "Err", nil},
-		{"/IpamDriver.RequestPool", `{"V6":"yes"}`, 500, "Err", nil},
+		{"/IpamDriver.RequestPool", `{"AddressSpace":"","V6":"yes"}`, 500, "Err", nil},
 		{"/NetworkDriver.CreateNetwork", `{"NetworkID":"panic"}`, 500, "Err", "internal error: driver bug"},
 	}
 	for _, tt := range tests {
@@ -137,6 +139,55 @@ func TestProtocolCalls(t *testing.T) {
 	}
 }
 
+// TestNoRequestTakenForAnother: Docker's retry of a call the plugin died in
+// carries an empty body; that, and anything cut short, not an object, or
+// without the fields Docker always sends, is an error on every call that
+// needs a body, and no driver sees it.
+func TestNoRequestTakenForAnother(t *testing.T) {
+	s, rec := newTestServer(t)
+	s.Ready(rec, rec)
+	bodies := map[string]string{
+		"empty":         "",
+		"blank":         " \n",
+		"null":          "null",
+		"array":         "[]",
+		"string":        `"NetworkID"`,
+		"cut short":     `{"NetworkID":"n1","EndpointID":"e`,
+		"empty object":  "{}",
+		"two objects":   `{"NetworkID":"n1"}{"NetworkID":"n2"}`,
+		"trailing junk": `{"NetworkID":"n1"} x`,
+	}
+	paths := []string{
+		"/NetworkDriver.CreateNetwork", "/NetworkDriver.DeleteNetwork", "/NetworkDriver.CreateEndpoint",
+		"/NetworkDriver.DeleteEndpoint", "/NetworkDriver.EndpointOperInfo", "/NetworkDriver.Join", "/NetworkDriver.Leave",
+		"/NetworkDriver.ProgramExternalConnectivity", "/NetworkDriver.RevokeExternalConnectivity",
+		"/NetworkDriver.DiscoverNew", "/NetworkDriver.DiscoverDelete",
+		"/IpamDriver.RequestPool", "/IpamDriver.ReleasePool", "/IpamDriver.RequestAddress", "/IpamDriver.ReleaseAddress",
+	}
+	for _, path := range paths {
+		for name, body := range bodies {
+			status, out := call(t, s, path, body)
+			msg, _ := out["Err"].(string)
+			if status != 500 || !strings.HasPrefix(msg, path[1:]+": ") {
+				t.Errorf("%s with a %s body: status %d, answer %v; want 500 naming the call", path, name, status, out)
+			}
+		}
+	}
+	if len(rec.calls) != 0 {
+		t.Errorf("drivers were called with broken requests: %v", rec.calls)
+	}
+	status, out := call(t, s, "/NetworkDriver.DeleteNetwork", `{"NetworkID":"n1"}`)
+	if status != 200 || len(rec.calls) != 1 {
+		t.Errorf("a whole DeleteNetwork: status %d answer %v calls %v", status, out, rec.calls)
+	}
+	if _, out := call(t, s, "/NetworkDriver.CreateEndpoint", `{"NetworkID":"n1"}`); !strings.Contains(fmt.Sprint(out["Err"]), "no EndpointID") {
+		t.Errorf("CreateEndpoint without EndpointID: answer %v, want it to name the field", out)
+	}
+	if _, out := call(t, s, "/NetworkDriver.CreateNetwork", ""); !strings.Contains(fmt.Sprint(out["Err"]), "empty request body") {
+		t.Errorf("an empty body: answer %v, want it to say so", out)
+	}
+}
+
 func jsonEqual(a, b any) bool {
 	ja, _ := json.Marshal(a)
 	jb, _ := json.Marshal(b)
@@ -147,8 +198,8 @@ func TestDriverErrorReachesDocker(t *testing.T) {
 	s, rec := newTestServer(t)
 	s.Ready(rec, rec)
 	rec.fail = errors.New(`option "mtu": 99999 is above parent eth0's MTU 1500`)
-	for _, path := range []string{"/NetworkDriver.CreateNetwork", "/IpamDriver.RequestAddress"} {
-		status, out := call(t, s, path, `{}`)
+	for path, body := range map[string]string{"/NetworkDriver.CreateNetwork": `{"NetworkID":"n1"}`, "/IpamDriver.RequestAddress": `{"PoolID":"p"}`} {
+		status, out := call(t, s, path, body)
 		if status != 500 || out["Err"] != rec.fail.Error() {
 			t.Errorf("%s: status %d answer %v, want 500 with Err %q", path, status, out, rec.fail)
 		}
@@ -159,7 +210,7 @@ func TestCallsWaitForStartUp(t *testing.T) {
 	s, rec := newTestServer(t)
 	done := make(chan int)
 	go func() {
-		status, _ := call(t, s, "/NetworkDriver.Join", `{"EndpointID":"e1"}`)
+		status, _ := call(t, s, "/NetworkDriver.Join", `{"NetworkID":"n1","EndpointID":"e1","SandboxKey":""}`)
 		done <- status
 	}()
 	// Activation must not wait: Docker marks a plugin dead if it is slow.
@@ -180,7 +231,7 @@ func TestCallsWaitForStartUp(t *testing.T) {
 func TestStartUpFailureIsEveryCallsAnswer(t *testing.T) {
 	s, rec := newTestServer(t)
 	s.Fail(errors.New("open state file /state/ipvlan-bgp.db: state file is corrupt or unreadable"))
-	status, out := call(t, s, "/IpamDriver.RequestPool", `{"Pool":"10.0.0.0/24"}`)
+	status, out := call(t, s, "/IpamDriver.RequestPool", `{"AddressSpace":"","Pool":"10.0.0.0/24","V6":false}`)
 	if status != 500 || !strings.Contains(out["Err"].(string), "corrupt") || len(rec.calls) != 0 {
 		t.Fatalf("status %d answer %v calls %v", status, out, rec.calls)
 	}

@@ -29,17 +29,28 @@ func (a pathAttrs) equal(b pathAttrs) bool {
 	return slices.Equal(a.communities, b.communities) && slices.Equal(a.largeCommunities, b.largeCommunities)
 }
 
-// exportAllowed applies the operator's export allow list.
+// exportAllowed applies the export rules: the operator's allow list, or
+// the minimum prefix lengths. GoBGP's export policy applies the same rules
+// (start.go), also to paths added through its API.
 func (s *Speaker) exportAllowed(p netip.Prefix) bool {
-	if len(s.cfg.ExportAllow) == 0 {
-		return true
+	return slices.ContainsFunc(s.exportRules, func(r config.PrefixRule) bool { return r.Contains(p) })
+}
+
+// CheckExport says why p would never be announced whatever else changes: a
+// prefix shorter than the family's minimum length that the export allow
+// list does not name. The network driver refuses such a network up front.
+// A prefix merely outside the allow list is not an error: the allow list
+// narrows what this host announces, and it may change.
+func (s *Speaker) CheckExport(p netip.Prefix) error {
+	if s.exportAllowed(p) || p.Bits() >= s.cfg.ExportMinLen.Of(p) {
+		return nil
 	}
-	for _, r := range s.cfg.ExportAllow {
-		if r.Contains(p) {
-			return true
-		}
+	setting := config.EnvExportMinV4Len
+	if p.Addr().Is6() {
+		setting = config.EnvExportMinV6Len
 	}
-	return false
+	return fmt.Errorf("%s is shorter than /%d, the shortest prefix this host announces: name it in %s, or lower %s",
+		p, s.cfg.ExportMinLen.Of(p), config.EnvExportAllow, setting)
 }
 
 // acceptable drops, with a log line, the adverts GoBGP could not carry
@@ -54,7 +65,9 @@ func (s *Speaker) acceptable(owner string, adverts []route.Advert) []route.Adver
 			log.WithError(err).Error("not announcing a malformed advert")
 			continue
 		}
-		if !s.exportAllowed(a.Prefix) {
+		if err := s.CheckExport(a.Prefix); err != nil {
+			log.WithError(err).Warn("not announcing prefix")
+		} else if !s.exportAllowed(a.Prefix) {
 			log.WithField("setting", config.EnvExportAllow).Warn("not announcing prefix: outside the export allow list")
 		}
 		out = append(out, a)
@@ -69,8 +82,10 @@ func checkAdvert(a route.Advert) error {
 	if _, err := communityValues(a.Communities); err != nil {
 		return err
 	}
-	_, err := largeCommunityValues(a.LargeCommunities)
-	return err
+	if _, err := largeCommunityValues(a.LargeCommunities); err != nil {
+		return err
+	}
+	return route.CheckCommunitySize(a.Communities, a.LargeCommunities)
 }
 
 func sortedUnion(a, b []string) []string {

@@ -3,12 +3,14 @@ package bgp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/sirupsen/logrus"
@@ -57,6 +59,13 @@ func TestGobgpCLIOnAPISocket(t *testing.T) {
 	if out := gobgp(overUnix, "global", "rib", "-a", "ipv4"); !strings.Contains(out, "10.9.0.1/32") || !strings.Contains(out, "65000:9") {
 		t.Errorf("gobgp global rib does not show 10.9.0.1/32 with 65000:9:\n%s", out)
 	}
+	// The API hands out the neighbours' passwords: a user other than root
+	// must not get through on loopback TCP either.
+	nobody := exec.Command(worldExecutable(t, cli), append(overTCP, "neighbor")...)
+	nobody.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	if out, err := nobody.CombinedOutput(); err == nil || strings.Contains(string(out), "10.0.9.2") {
+		t.Errorf("gobgp neighbor as uid 65534 over TCP: err %v, want refused:\n%s", err, out)
+	}
 	if err := s.Stop(context.Background(), false); err != nil {
 		t.Fatal(err)
 	}
@@ -89,6 +98,60 @@ func TestAPISocketFailureKeepsBGP(t *testing.T) {
 	}
 	if err := s.Stop(context.Background(), true); err != nil {
 		t.Errorf("Stop: %v", err)
+	}
+}
+
+// worldExecutable copies bin where any user can run it.
+func worldExecutable(t *testing.T, bin string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "gobgp-cli-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	data, err := os.ReadFile(bin)
+	if err == nil {
+		err = os.Chmod(dir, 0o755)
+	}
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, "gobgp"), data, 0o755)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, "gobgp")
+}
+
+// TestCheckCallerOnLoopback: the owner of a loopback client's socket is read
+// from the kernel: root passes, another user does not.
+func TestCheckCallerOnLoopback(t *testing.T) {
+	for _, tc := range []struct {
+		listen string
+		uid    uint32
+		want   error
+	}{{"127.0.0.1:0", 0, nil}, {"127.0.0.1:0", 65534, errNotRoot}, {"[::1]:0", 65534, errNotRoot}, {"[::1]:0", 0, nil}} {
+		l, err := net.Listen("tcp", tc.listen)
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		host := l.Addr().(*net.TCPAddr).IP.String()
+		client := exec.Command("bash", "-c", fmt.Sprintf("exec 3<>/dev/tcp/%s/%d; read -t 10 <&3", host, port))
+		client.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: tc.uid, Gid: tc.uid}}
+		if err := client.Start(); err != nil {
+			t.Fatal(err)
+		}
+		conn, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := checkCaller(conn)
+		conn.Close()
+		l.Close()
+		_ = client.Wait()
+		if !errors.Is(got, tc.want) || (tc.want == nil && got != nil) {
+			t.Errorf("%s, caller uid %d: checkCaller = %v, want %v", tc.listen, tc.uid, got, tc.want)
+		}
 	}
 }
 

@@ -14,13 +14,15 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/ipvlan-bgp/ipvlan-bgp/bgp/config"
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/unixsock"
 )
 
 // apiServer exposes GoBGP's gRPC API on the operator's socket. GoBGP only
-// serves gRPC on listeners it opens itself, and ends the process if that
-// fails; so it listens in a private 0700 directory only we create (nothing
-// there can fail or collide), and the operator-facing listeners, opened and
-// checked here, relay connections to it.
+// serves gRPC on listeners it opens itself, and reports a failure to open
+// one only in its log; so it listens in a private 0700 directory only we
+// create (nothing there can fail or collide), and the operator-facing
+// listeners, opened and checked here (the caller's uid on loopback TCP),
+// relay connections to it.
 type apiServer struct {
 	dir       string // private directory holding GoBGP's own socket
 	socket    string // the public unix socket, removed on close
@@ -39,7 +41,7 @@ func newAPIServer(cfg config.Config, log *logrus.Entry) (*apiServer, error) {
 	}
 	a := &apiServer{dir: dir, log: log.WithField("part", "gobgp-api")}
 	if cfg.APISocket != "" {
-		l, err := listenPrivateUnix(cfg.APISocket)
+		l, err := unixsock.Listen(cfg.APISocket, 0o600)
 		if err != nil {
 			_ = a.close()
 			return nil, fmt.Errorf("%s: %w", config.EnvAPISocket, err)
@@ -62,38 +64,6 @@ func newAPIServer(cfg config.Config, log *logrus.Entry) (*apiServer, error) {
 func (a *apiServer) internalAddress() string { return "unix://" + a.internalPath() }
 
 func (a *apiServer) internalPath() string { return filepath.Join(a.dir, "gobgp.sock") }
-
-// listenPrivateUnix creates a unix socket at path that only root can use.
-// It binds inside a private (0700) directory beside path, sets mode 0600,
-// then renames it into place, so no one can connect in between and a stale
-// socket from a previous run is replaced atomically. The directory is beside
-// path because a rename cannot cross file systems (the plugin's /state is a
-// mount of its own). Anything but a socket at path is refused.
-func listenPrivateUnix(path string) (net.Listener, error) {
-	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket == 0 {
-		return nil, fmt.Errorf("%s exists and is not a socket; not replacing it", path)
-	}
-	privateDir, err := os.MkdirTemp(filepath.Dir(path), ".gobgp-api-")
-	if err != nil {
-		return nil, fmt.Errorf("make private directory beside %s: %w", path, err)
-	}
-	defer os.RemoveAll(privateDir)
-	tmp := filepath.Join(privateDir, "public.sock")
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", path, err)
-	}
-	l.SetUnlinkOnClose(false) // the file moves; close removes it by its final name
-	if err := os.Chmod(tmp, 0o600); err != nil {
-		_ = l.Close()
-		return nil, fmt.Errorf("restrict %s to root: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = l.Close()
-		return nil, fmt.Errorf("move API socket to %s: %w", path, err)
-	}
-	return l, nil
-}
 
 // serve relays connections until ctx ends.
 func (a *apiServer) serve(ctx context.Context) {
@@ -121,6 +91,11 @@ func (a *apiServer) acceptLoop(l net.Listener) {
 		if err != nil {
 			a.log.WithError(err).Warn("accept API connection")
 			time.Sleep(100 * time.Millisecond) // out of descriptors: do not spin
+			continue
+		}
+		if err := checkCaller(conn); err != nil {
+			a.log.WithError(err).WithField("caller", conn.RemoteAddr()).Warn("refused a GoBGP API connection: only root may use the API")
+			_ = conn.Close()
 			continue
 		}
 		go a.relay(conn)

@@ -68,10 +68,12 @@ type importerDeps struct {
 	kernel KernelRoutes
 	// links lists the sessions' interfaces: peer address (no zone) ->
 	// interface, for the unnumbered and link-local ones.
-	links  func(context.Context) (map[netip.Addr]string, error)
-	owned  func(netip.Prefix) bool // a prefix this host originates
-	policy config.ImportPolicy
-	log    *logrus.Entry
+	links func(context.Context) (map[netip.Addr]string, error)
+	owned func(netip.Prefix) bool // a prefix this host originates
+	// connected holds the host's connected subnets; nil: none known.
+	connected Connected
+	policy    config.ImportPolicy
+	log       *logrus.Entry
 }
 
 func newImporter(deps importerDeps) *importer {
@@ -91,9 +93,10 @@ func newImporter(deps importerDeps) *importer {
 }
 
 // ownedChanged tells the importer that prefixes became or stopped being
-// ours: a learned route inside one that became ours leaves the kernel, one
-// inside one that stopped being ours goes in. It never blocks; changes made
-// while a check is pending join that check.
+// ours (owned by the driver, or the host's connected subnets): a learned
+// route inside one that became ours leaves the kernel, one inside one that
+// stopped being ours goes in. It never blocks; changes made while a check
+// is pending join that check.
 func (im *importer) ownedChanged(prefixes []netip.Prefix) {
 	im.ownedMu.Lock()
 	im.ownedPending = append(im.ownedPending, prefixes...)
@@ -302,8 +305,13 @@ func (im *importer) refuse(prefix netip.Prefix, paths []hop, reason string) {
 
 // refusal says why prefix must not go into the kernel, or "".
 func (im *importer) refusal(prefix netip.Prefix) string {
-	if prefix.Bits() == 0 && !im.policy.AllowDefault {
-		return "default route (not allowed by the import policy)"
+	if prefix.Bits() <= 1 && !im.policy.AllowDefault {
+		return fmt.Sprintf("a default route or one of its halves (%s=true lets them in)", config.EnvImportDefault)
+	}
+	if im.connected != nil && !im.policy.AllowConnected {
+		if subnet, ok := im.connected.Covering(prefix); ok {
+			return fmt.Sprintf("inside %s, a subnet of the host's own interfaces (%s=true lets it in)", subnet, config.EnvImportConnected)
+		}
 	}
 	if len(im.policy.Allow) > 0 && !slices.ContainsFunc(im.policy.Allow, func(allow netip.Prefix) bool {
 		return covers(allow, prefix)

@@ -123,14 +123,22 @@ func announce(t *testing.T, frr *testnet.FRR, as int, lines ...string) {
 // startImporter runs an importer until the test ends or stop is called.
 func (f *importFabric) startImporter(policy config.ImportPolicy, owned func(netip.Prefix) bool, log *logrus.Entry) (im *importer, stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	im = newImporter(importerDeps{kernel: f.table, links: sessionLinks(f.s), owned: owned, policy: policy, log: log})
+	done := make(chan struct{}, 2)
+	connected, err := fib.NewConnected(log)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	im = newImporter(importerDeps{kernel: f.table, links: sessionLinks(f.s), owned: owned, connected: connected, policy: policy, log: log})
 	if err := feedImporter(ctx, f.s, im); err != nil {
 		f.t.Fatal(err)
 	}
 	go func() {
-		defer close(done)
+		defer func() { done <- struct{}{} }()
 		im.run(ctx)
+	}()
+	go func() {
+		defer func() { done <- struct{}{} }()
+		connected.Run(ctx, im.ownedChanged)
 	}()
 	stopped := false
 	stop = func() {
@@ -139,6 +147,7 @@ func (f *importFabric) startImporter(policy config.ImportPolicy, owned func(neti
 		}
 		stopped = true
 		cancel()
+		<-done
 		<-done
 	}
 	f.t.Cleanup(stop)
@@ -217,11 +226,17 @@ func (f *importFabric) addLocalPath(prefix string) {
 	}
 }
 
+// TestImportPolicy: default routes and their halves, routes inside the
+// host's own connected subnets (here the link to the leaf, 192.0.2.4/30),
+// owned prefixes and those outside the allow list stay out of the kernel,
+// each refusal logged once with its reason.
 func TestImportPolicy(t *testing.T) {
 	f := newImportFabric(t)
-	f.addFRRLeaf(1, "198.51.100.0/24", "100.64.0.0/24", "0.0.0.0/0", "203.0.113.0/24", "203.0.113.64/26")
+	f.addFRRLeaf(1, "198.51.100.0/24", "100.64.0.0/24", "0.0.0.0/0", "0.0.0.0/1", "128.0.0.0/1", "192.0.2.4/31",
+		"203.0.113.0/24", "203.0.113.64/26")
 	owned := func(p netip.Prefix) bool { return p == netip.MustParsePrefix("203.0.113.0/24") }
 	via := []string{"via 192.0.2.6 dev leaf1"}
+	const defaults, connected = "default route or one of its halves", "inside 192.0.2.4/30, a subnet of the host's own interfaces"
 	tests := []struct {
 		name    string
 		policy  config.ImportPolicy
@@ -229,13 +244,18 @@ func TestImportPolicy(t *testing.T) {
 		refused map[string]string // prefix → words of the logged reason
 	}{
 		{"default refused", config.ImportPolicy{}, []string{"198.51.100.0/24", "100.64.0.0/24"},
-			map[string]string{"0.0.0.0/0": "default route", "203.0.113.0/24": "owns", "203.0.113.64/26": "inside 203.0.113.0/24"}},
-		{"default allowed", config.ImportPolicy{AllowDefault: true}, []string{"198.51.100.0/24", "100.64.0.0/24", "default"},
-			map[string]string{"203.0.113.0/24": "owns", "203.0.113.64/26": "owns"}},
+			map[string]string{"0.0.0.0/0": defaults, "0.0.0.0/1": defaults, "128.0.0.0/1": defaults, "192.0.2.4/31": connected,
+				"203.0.113.0/24": "owns", "203.0.113.64/26": "inside 203.0.113.0/24"}},
+		{"default allowed", config.ImportPolicy{AllowDefault: true}, []string{"198.51.100.0/24", "100.64.0.0/24", "default", "0.0.0.0/1", "128.0.0.0/1"},
+			map[string]string{"192.0.2.4/31": connected, "203.0.113.0/24": "owns", "203.0.113.64/26": "owns"}},
+		{"connected allowed", config.ImportPolicy{AllowConnected: true}, []string{"198.51.100.0/24", "100.64.0.0/24", "192.0.2.4/31"},
+			map[string]string{"0.0.0.0/0": defaults, "0.0.0.0/1": defaults, "128.0.0.0/1": defaults, "203.0.113.0/24": "owns", "203.0.113.64/26": "owns"}},
 		{"allow list", config.ImportPolicy{Allow: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/22")}}, []string{"198.51.100.0/24"},
-			map[string]string{"100.64.0.0/24": "allow list", "0.0.0.0/0": "default", "203.0.113.0/24": "allow list", "203.0.113.64/26": "allow list"}},
-		{"allow everything, owned still refused", config.ImportPolicy{Allow: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}, AllowDefault: true},
-			[]string{"198.51.100.0/24", "100.64.0.0/24", "default"}, map[string]string{"203.0.113.0/24": "owns", "203.0.113.64/26": "owns"}},
+			map[string]string{"100.64.0.0/24": "allow list", "0.0.0.0/0": "default", "0.0.0.0/1": "default", "128.0.0.0/1": "default",
+				"192.0.2.4/31": "a subnet of the host's own", "203.0.113.0/24": "allow list", "203.0.113.64/26": "allow list"}},
+		{"allow everything, owned still refused", config.ImportPolicy{Allow: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}, AllowDefault: true, AllowConnected: true},
+			[]string{"198.51.100.0/24", "100.64.0.0/24", "default", "0.0.0.0/1", "128.0.0.0/1", "192.0.2.4/31"},
+			map[string]string{"203.0.113.0/24": "owns", "203.0.113.64/26": "owns"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -275,6 +295,22 @@ func checkRefusals(t *testing.T, hook *logtest.Hook, want map[string]string) {
 			t.Errorf("refusal of %s logged %d times, want once", prefix, seen[prefix])
 		}
 	}
+}
+
+// TestImportConnectedChange: a learned route leaves the kernel when an
+// address of the host makes its prefix a connected subnet, and comes back
+// when the address goes.
+func TestImportConnectedChange(t *testing.T) {
+	f := newImportFabric(t)
+	f.addFRRLeaf(1, "198.51.100.0/24", "198.51.101.0/25")
+	f.startImporter(config.ImportPolicy{}, ownsNothing, testLog())
+	via := []string{"via 192.0.2.6 dev leaf1"}
+	both := map[string][]string{"198.51.100.0/24": via, "198.51.101.0/25": via}
+	f.waitKernel("both learned routes", both)
+	testnet.Host.Exec(t, "ip", "addr", "add", "198.51.101.1/24", "dev", "leaf1")
+	f.waitKernel("198.51.101.0/25 out, now inside a connected subnet", map[string][]string{"198.51.100.0/24": via})
+	testnet.Host.Exec(t, "ip", "addr", "del", "198.51.101.1/24", "dev", "leaf1")
+	f.waitKernel("198.51.101.0/25 back", both)
 }
 
 // TestImportOwnedChange: when a prefix becomes ours, the learned route to

@@ -18,13 +18,21 @@ func (s *Speaker) startImporter(ctx context.Context) error {
 	if s.kernel == nil {
 		return nil
 	}
-	im := newImporter(importerDeps{kernel: s.kernel, links: sessionLinks(s.server), owned: s.Owns, policy: s.cfg.Import, log: s.log})
+	im := newImporter(importerDeps{kernel: s.kernel, links: sessionLinks(s.server), owned: s.Owns,
+		connected: s.connected, policy: s.cfg.Import, log: s.log})
 	if err := feedImporter(ctx, s.server, im); err != nil {
 		return err
 	}
 	s.mu.Lock()
 	s.importer = im
 	s.mu.Unlock()
+	if s.connected != nil && !s.cfg.Import.AllowConnected {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.connected.Run(ctx, im.ownedChanged)
+		}()
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

@@ -35,9 +35,11 @@ import (
 // records what each owner wants announced and a background reconcile applies
 // it, so Docker calls never wait for BGP.
 type Speaker struct {
-	cfg    config.Config
-	kernel KernelRoutes
-	log    *logrus.Entry
+	cfg         config.Config
+	exportRules []config.PrefixRule // cfg.ExportRules(), computed once
+	kernel      KernelRoutes
+	connected   Connected
+	log         *logrus.Entry
 
 	lifecycle sync.Mutex // serialises Start and Stop
 
@@ -70,7 +72,19 @@ type Options struct {
 	// Kernel, when set, receives the routes learned from peers (the
 	// importer, import.go); nil learns nothing into the kernel.
 	Kernel KernelRoutes
-	Log    *logrus.Entry // nil: logrus' standard logger
+	// Connected, when set, keeps learned routes inside the host's own
+	// subnets out of the kernel (ImportPolicy.AllowConnected lifts it).
+	Connected Connected
+	Log       *logrus.Entry // nil: logrus' standard logger
+}
+
+// Connected is the host's connected subnets (fib.Connected).
+type Connected interface {
+	// Covering returns the connected subnet holding p, if any.
+	Covering(p netip.Prefix) (netip.Prefix, bool)
+	// Run follows changes until ctx ends, reporting the subnets that
+	// appeared or went away.
+	Run(ctx context.Context, changed func([]netip.Prefix))
 }
 
 // NewSpeaker makes a speaker from a validated config. Nothing runs until
@@ -81,12 +95,14 @@ func NewSpeaker(cfg config.Config, opts Options) *Speaker {
 		log = logrus.NewEntry(logrus.StandardLogger())
 	}
 	return &Speaker{
-		cfg:       cfg,
-		kernel:    opts.Kernel,
-		log:       log,
-		wanted:    newWantedSet(),
-		kick:      make(chan struct{}, 1),
-		announced: make(map[netip.Prefix]pathAttrs),
+		cfg:         cfg,
+		exportRules: cfg.ExportRules(),
+		kernel:      opts.Kernel,
+		connected:   opts.Connected,
+		log:         log,
+		wanted:      newWantedSet(),
+		kick:        make(chan struct{}, 1),
+		announced:   make(map[netip.Prefix]pathAttrs),
 	}
 }
 

@@ -12,7 +12,8 @@ import (
 )
 
 // exportPolicy is the seed's `route-map IPVLAN`: only locally originated
-// paths leave this host, never a peer's (no transit between leaves).
+// paths leave this host, never a peer's (no transit between leaves), and
+// of those only the ones the export rules allow.
 const exportPolicy = "ipvlan-export-local-only"
 
 // Start brings the speaker up and returns once its RIB holds every wanted
@@ -83,17 +84,13 @@ func (s *Speaker) startGlobal(ctx context.Context, routerID string) error {
 	if err := s.server.StartBgp(ctx, &api.StartBgpRequest{Global: global}); err != nil {
 		return fmt.Errorf("start BGP (AS %d, router ID %s, port %d): %w", s.cfg.ASN, routerID, s.cfg.ListenPort, err)
 	}
-	policy := &api.Policy{Name: exportPolicy, Statements: []*api.Statement{{
-		Name:       exportPolicy + "-local",
-		Conditions: &api.Conditions{RouteType: api.Conditions_ROUTE_TYPE_LOCAL},
-		Actions:    &api.Actions{RouteAction: api.RouteAction_ROUTE_ACTION_ACCEPT},
-	}}}
-	if err := s.server.AddPolicy(ctx, &api.AddPolicyRequest{Policy: policy}); err != nil {
-		return fmt.Errorf("add export policy: %w", err)
+	policy, err := s.addExportPolicy(ctx)
+	if err != nil {
+		return err
 	}
 	assignment := &api.PolicyAssignment{
 		Name: "global", Direction: api.PolicyDirection_POLICY_DIRECTION_EXPORT,
-		Policies: []*api.Policy{{Name: exportPolicy}}, DefaultAction: api.RouteAction_ROUTE_ACTION_REJECT,
+		Policies: []*api.Policy{{Name: policy}}, DefaultAction: api.RouteAction_ROUTE_ACTION_REJECT,
 	}
 	if err := s.server.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: assignment}); err != nil {
 		return fmt.Errorf("assign export policy: %w", err)
@@ -130,4 +127,42 @@ func (s *Speaker) run(ctx context.Context, restarting bool) {
 			s.api.serve(bg)
 		}()
 	}
+}
+
+// addExportPolicy puts the export rules into GoBGP as one prefix set per
+// family, so that they bind every locally originated path, also one added
+// through GoBGP's API, not only those the speaker adds.
+func (s *Speaker) addExportPolicy(ctx context.Context) (string, error) {
+	policy := &api.Policy{Name: exportPolicy}
+	for _, family := range []struct {
+		name string
+		is4  bool
+	}{{"v4", true}, {"v6", false}} {
+		set := &api.DefinedSet{DefinedType: api.DefinedType_DEFINED_TYPE_PREFIX, Name: exportPolicy + "-" + family.name}
+		for _, r := range s.exportRules {
+			if r.Prefix.Addr().Is4() == family.is4 {
+				set.Prefixes = append(set.Prefixes, &api.Prefix{
+					IpPrefix: r.Prefix.String(), MaskLengthMin: uint32(r.MinLen), MaskLengthMax: uint32(r.MaxLen),
+				})
+			}
+		}
+		if len(set.Prefixes) == 0 {
+			continue // nothing of this family may leave: the default action rejects it
+		}
+		if err := s.server.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: set}); err != nil {
+			return "", fmt.Errorf("add export prefix set %s: %w", set.Name, err)
+		}
+		policy.Statements = append(policy.Statements, &api.Statement{
+			Name: set.Name,
+			Conditions: &api.Conditions{
+				RouteType: api.Conditions_ROUTE_TYPE_LOCAL,
+				PrefixSet: &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: set.Name},
+			},
+			Actions: &api.Actions{RouteAction: api.RouteAction_ROUTE_ACTION_ACCEPT},
+		})
+	}
+	if err := s.server.AddPolicy(ctx, &api.AddPolicyRequest{Policy: policy}); err != nil {
+		return "", fmt.Errorf("add export policy: %w", err)
+	}
+	return policy.Name, nil
 }

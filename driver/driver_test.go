@@ -35,6 +35,12 @@ func TestCreateNetworkRejects(t *testing.T) {
 		{name: "unknown option", req: networkReq(networkID(1), v4, "parent", "eth0", "macvlan_mode", "bridge"), option: "macvlan_mode", reason: "unknown"},
 		{name: "IPv6 below 1280", req: networkReq(networkID(1), []*netapi.IPAMData{ipam("fd00:1::/64", "")}, "parent", "eth0", "mtu", "1200"), option: "mtu", reason: "1280"},
 		{name: "bad pool", req: networkReq(networkID(1), []*netapi.IPAMData{ipam("10.1.0.0/33", "")}, "parent", "eth0"), option: "subnet", reason: "IPv4"},
+		{name: "default route as the subnet", req: networkReq(networkID(1), []*netapi.IPAMData{ipam("0.0.0.0/0", "")}, "parent", "eth0", "announce", "subnet"),
+			option: "announce", reason: "0.0.0.0/0 is shorter than /16, the shortest prefix this host announces: name it in BGP_EXPORT_ALLOW"},
+		{name: "half the Internet as the subnet", req: networkReq(networkID(1), []*netapi.IPAMData{ipam("128.0.0.0/1", "")}, "parent", "eth0", "announce", "subnet"),
+			option: "announce", reason: "128.0.0.0/1 is shorter than /16"},
+		{name: "a broad IPv6 subnet", req: networkReq(networkID(1), []*netapi.IPAMData{ipam("10.1.0.0/24", ""), ipam("fd00::/16", "")}, "parent", "eth0", "announce", "subnet"),
+			option: "announce", reason: "fd00::/16 is shorter than /48"},
 		{
 			name:   "overlapping subnet",
 			first:  networkReq(networkID(2), []*netapi.IPAMData{ipam("10.1.0.0/16", "")}, "parent", "eth0"),
@@ -97,6 +103,8 @@ func TestCreateEndpointRejects(t *testing.T) {
 	host, subnet := networkID(1), networkID(2)
 	mustCreateNetwork(t, e, networkReq(host, []*netapi.IPAMData{ipam("10.1.0.0/24", "10.1.0.1/24"), ipam("fd00:1::/64", "")}, "parent", "eth0"))
 	mustCreateNetwork(t, e, networkReq(subnet, []*netapi.IPAMData{ipam("10.2.0.0/24", "")}, "parent", "eth0", "announce", "subnet"))
+	tagged := networkID(3)
+	mustCreateNetwork(t, e, networkReq(tagged, []*netapi.IPAMData{ipam("10.3.0.0/24", "")}, "parent", "eth0", "communities", communityList(500)))
 	withMAC := endpointReq(host, endpointID(1), "10.1.0.5/24", "")
 	withMAC.Interface.MacAddress = "02:42:0a:01:00:05"
 	withOpts := func(req *netapi.CreateEndpointRequest, kv ...string) *netapi.CreateEndpointRequest {
@@ -120,6 +128,8 @@ func TestCreateEndpointRejects(t *testing.T) {
 		{"unknown driver-opt", withOpts(endpointReq(host, endpointID(1), "10.1.0.5/24", ""), "parent", "eth1"), "parent", "unknown"},
 		{"bad community", withOpts(endpointReq(host, endpointID(1), "10.1.0.5/24", ""), "communities", "1:2:3"), "communities", "2 numbers"},
 		{"communities on a subnet network", withOpts(endpointReq(subnet, endpointID(1), "10.2.0.5/24", ""), "communities", "65000:1"), "communities", "announce=subnet"},
+		{"communities past an UPDATE with the network's", withOpts(endpointReq(tagged, endpointID(1), "10.3.0.5/24", ""), "large_communities", largeCommunityList(10)),
+			"large_communities", "500 communities and 10 large communities take 2120 bytes of a BGP UPDATE"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -96,7 +96,7 @@ func (d *Driver) endpointOptions(network networkRecord, opts map[string]any) (en
 		return cfg, optionErr(optCommunities, strings.Join(slices.Concat(cfg.Communities, cfg.LargeCommunities), ","),
 			"network %s announces %s, not each container's address (announce=%s)", short(network.ID), network.Config.Announce, network.Config.Announce)
 	}
-	return cfg, nil
+	return cfg, cfg.checkSize(network.Config.communityOptions, func(key string) string { value, _ := opts[key].(string); return value })
 }
 
 // parseEndpointAddress reads an address Docker assigned (CIDR) and checks it

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,6 +20,8 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/ipvlan-bgp/ipvlan-bgp/bgp"
+	bgpconfig "github.com/ipvlan-bgp/ipvlan-bgp/bgp/config"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/testnet"
 	"github.com/ipvlan-bgp/ipvlan-bgp/store"
@@ -243,12 +246,28 @@ func endpointReq(network, id, v4, v6 string) *netapi.CreateEndpointRequest {
 
 // recorder is the BGP speaker as the tests see it: it keeps what each owner
 // wants announced.
+// recorder keeps what the driver asks to announce; the export rules it
+// checks are a real speaker's with the default settings.
 type recorder struct {
 	mu      sync.Mutex
 	current map[string][]route.Advert
+	rules   *bgp.Speaker
 }
 
-func newRecorder() *recorder { return &recorder{current: map[string][]route.Advert{}} }
+func newRecorder() *recorder {
+	cfg, err := bgpconfig.Load(func(key string) string {
+		if key == bgpconfig.EnvConfigFile {
+			return os.DevNull
+		}
+		return ""
+	})
+	if err != nil {
+		panic(err)
+	}
+	return &recorder{current: map[string][]route.Advert{}, rules: bgp.NewSpeaker(cfg, bgp.Options{})}
+}
+
+func (r *recorder) CheckExport(p netip.Prefix) error { return r.rules.CheckExport(p) }
 
 func (r *recorder) Set(owner string, adverts []route.Advert) {
 	r.mu.Lock()

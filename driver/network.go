@@ -35,6 +35,9 @@ func (d *Driver) CreateNetwork(ctx context.Context, req *netapi.CreateNetworkReq
 	if err := d.checkConflicts(rec); err != nil {
 		return err
 	}
+	if err := d.checkExport(rec); err != nil {
+		return err
+	}
 	parent, owned, created, err := d.links.resolveParent(rec.ID, rec.Config)
 	if err != nil {
 		return err
@@ -214,6 +217,11 @@ func (d *Driver) announceNetwork(rec networkRecord) {
 		}
 		return
 	}
+	d.announce.set(rec.ID, d.subnetAdverts(rec))
+}
+
+// subnetAdverts is what a network announces when it announces its subnet.
+func (d *Driver) subnetAdverts(rec networkRecord) []route.Advert {
 	adverts := make([]route.Advert, 0, len(rec.Pools))
 	for _, p := range rec.Pools {
 		prefix := p.Prefix
@@ -224,7 +232,22 @@ func (d *Driver) announceNetwork(rec networkRecord) {
 		}
 		adverts = append(adverts, route.Advert{Prefix: prefix, Communities: rec.Config.Communities, LargeCommunities: rec.Config.LargeCommunities})
 	}
-	d.announce.set(rec.ID, adverts)
+	return adverts
+}
+
+// checkExport refuses an announce=subnet network whose subnet the speaker
+// would never announce (a default route, or broader than it allows), so
+// the user hears it from docker network create, not from the log.
+func (d *Driver) checkExport(rec networkRecord) error {
+	if rec.Config.Announce != announceSubnet {
+		return nil
+	}
+	for _, a := range d.subnetAdverts(rec) {
+		if err := d.announce.announcer.CheckExport(a.Prefix); err != nil {
+			return optionErr(optAnnounce, string(announceSubnet), "%s", err)
+		}
+	}
+	return nil
 }
 
 // undo logs the failure of a step that undoes partial work: the call

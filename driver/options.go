@@ -210,7 +210,7 @@ func (c *networkConfig) finish(generic map[string]string) error {
 		}
 		return optionErr(key, generic[key], "the network announces nothing (announce=none)")
 	}
-	return nil
+	return c.communityOptions.checkSize(communityOptions{}, func(key string) string { return generic[key] })
 }
 
 // parseParent splits NIC.VID. A name whose suffix is not a number is a plain
@@ -285,6 +285,24 @@ func (c *communityOptions) set(key, value string) error {
 	}
 	*target = list
 	return nil
+}
+
+// checkSize refuses communities that, with inherited (the network's, for a
+// container), would not fit one BGP UPDATE; value gives the user's text of
+// an option.
+func (c communityOptions) checkSize(inherited communityOptions, value func(key string) string) error {
+	communities := union(inherited.Communities, c.Communities)
+	large := union(inherited.LargeCommunities, c.LargeCommunities)
+	err := route.CheckCommunitySize(communities, large)
+	if err == nil {
+		return nil
+	}
+	// Blame what the user gave here; of both, the one taking more room.
+	key := optCommunities
+	if value(optCommunities) == "" || (value(optLargeCommunities) != "" && 12*len(large) > 4*len(communities)) {
+		key = optLargeCommunities
+	}
+	return optionErr(key, value(key), "%s", err)
 }
 
 // endpointConfig is a container's --driver-opt values, parsed once.

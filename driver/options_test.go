@@ -3,6 +3,7 @@ package driver
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -90,6 +91,9 @@ func TestParseNetworkOptionsErrors(t *testing.T) {
 		{"bad community", generic("parent", "eth0", "communities", "65000"), "communities", "numbers"},
 		{"community out of range", generic("parent", "eth0", "communities", "65536:1"), "communities", "16-bit"},
 		{"bad large community", generic("parent", "eth0", "large_communities", "1:2"), "large_communities", "numbers"},
+		{"communities past an UPDATE", generic("parent", "eth0", "communities", communityList(513)), "communities", "513 communities and 0 large communities take 2052 bytes of a BGP UPDATE; at most 2048 fit"},
+		{"large communities past an UPDATE", generic("parent", "eth0", "large_communities", largeCommunityList(171)), "large_communities", "take 2052 bytes"},
+		{"both past an UPDATE", generic("parent", "eth0", "communities", communityList(300), "large_communities", largeCommunityList(80)), "communities", "300 communities and 80 large communities take 2160 bytes"},
 		{"communities announcing nothing", generic("parent", "eth0", "announce", "none", "communities", "65000:1"), "communities", "announce=none"},
 		{"large communities announcing nothing", generic("large_communities", "65000:1:1"), "large_communities", "announce=none"},
 		{"internal with parent", map[string]any{dockerInternal: true, dockerGeneric: map[string]any{"parent": "eth0"}}, "parent", "internal"},
@@ -106,6 +110,23 @@ func TestParseNetworkOptionsErrors(t *testing.T) {
 			checkOptionError(t, err, tt.option, tt.reason)
 		})
 	}
+}
+
+// communityList is n distinct communities, comma separated.
+func communityList(n int) string {
+	items := make([]string, n)
+	for i := range items {
+		items[i] = fmt.Sprintf("65000:%d", i)
+	}
+	return strings.Join(items, ",")
+}
+
+func largeCommunityList(n int) string {
+	items := make([]string, n)
+	for i := range items {
+		items[i] = fmt.Sprintf("65000:1:%d", i)
+	}
+	return strings.Join(items, ",")
 }
 
 func checkOptionError(t *testing.T, err error, option, reason string) {

@@ -9,17 +9,17 @@
 package metrics
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sirupsen/logrus"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/unixsock"
 )
 
 // namespace prefixes every metric name.
@@ -64,8 +64,8 @@ type promLogger struct{ log *logrus.Entry }
 
 func (l promLogger) Println(v ...any) { l.log.Warn(fmt.Sprint(v...)) }
 
-// Listen opens address: "unix:PATH" (the socket made 0600, a stale one
-// replaced) or HOST:PORT.
+// Listen opens address: "unix:PATH" (a root-only socket; a stale one is
+// replaced, any other file refused) or HOST:PORT.
 func Listen(address string) (net.Listener, error) {
 	path, isUnix := strings.CutPrefix(address, "unix:")
 	if !isUnix {
@@ -75,16 +75,9 @@ func Listen(address string) (net.Listener, error) {
 		}
 		return l, nil
 	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("metrics: remove stale socket %s: %w", path, err)
-	}
-	l, err := net.Listen("unix", path)
+	l, err := unixsock.Listen(path, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("metrics: listen on %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		l.Close()
-		return nil, fmt.Errorf("metrics: restrict socket %s to root: %w", path, err)
+		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	return l, nil
 }

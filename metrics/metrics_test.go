@@ -33,10 +33,6 @@ func TestMain(m *testing.M) { testnet.Main(m) }
 
 // announcer stands in for the BGP speaker, which this package's metrics of
 // it read through Status (tested end to end in package plugin).
-type announcer struct{}
-
-func (announcer) Set(string, []route.Advert) {}
-
 // plugin is the driver, IPAM driver and kernel table behind one API server,
 // as the plugin's main wires them, in the test's namespace.
 type plugin struct {
@@ -66,7 +62,7 @@ func newPlugin(t testing.TB, budget int) *plugin {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := driver.New(driver.Config{Store: db, Announcer: announcer{}, Ranges: pools, Log: log, RouteBudget: budget})
+	d, err := driver.New(driver.Config{Store: db, Announcer: route.Discard{}, Ranges: pools, Log: log, RouteBudget: budget})
 	if err != nil {
 		t.Fatal(err)
 	}

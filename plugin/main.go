@@ -133,7 +133,7 @@ func start(ctx context.Context, cfg config, cfgErr error, getenv func(string) st
 		db.Close()
 		return nil, err
 	}
-	var announcer route.Announcer = discard{}
+	var announcer route.Announcer = route.Discard{}
 	p.speaker, p.kernel, p.graceful, err = newSpeaker(getenv, log)
 	if err != nil {
 		log.WithError(err).Error("BGP is off: fix the BGP settings and re-enable the plugin; containers still get networks")
@@ -173,7 +173,12 @@ func newSpeaker(getenv func(string) string, log *logrus.Entry) (*bgp.Speaker, *f
 	if err != nil {
 		return nil, nil, false, fmt.Errorf("open kernel route table: %w", err)
 	}
-	speaker := bgp.NewSpeaker(cfg, bgp.Options{Kernel: table, Log: log.WithField("component", "bgp")})
+	connected, err := fib.NewConnected(log.WithField("component", "fib"))
+	if err != nil {
+		table.Close()
+		return nil, nil, false, err
+	}
+	speaker := bgp.NewSpeaker(cfg, bgp.Options{Kernel: table, Connected: connected, Log: log.WithField("component", "bgp")})
 	return speaker, table, cfg.GracefulRestart.Enabled, nil
 }
 
@@ -201,8 +206,3 @@ func (p *plugin) stop(log *logrus.Entry) {
 		log.WithError(err).Warn("closing the state file")
 	}
 }
-
-// discard stands in for the speaker when BGP is off.
-type discard struct{}
-
-func (discard) Set(string, []route.Advert) {}

@@ -7,10 +7,10 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/unixsock"
 )
 
 // path is where the document is served on the socket.
@@ -37,7 +37,7 @@ func Handler(src Sources, log *logrus.Entry) http.Handler {
 func Fetch(ctx context.Context, socket string) (Document, error) {
 	client := http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return dialUnix(ctx, socket)
+			return unixsock.Dial(ctx, socket)
 		},
 	}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://ipvlan-bgp"+path, nil)
@@ -57,24 +57,4 @@ func Fetch(ctx context.Context, socket string) (Document, error) {
 		return Document{}, fmt.Errorf("read status from %s: malformed answer: %w", socket, err)
 	}
 	return doc, nil
-}
-
-// maxSunPath is what fits in sockaddr_un's sun_path with its terminating NUL.
-const maxSunPath = 107
-
-// dialUnix connects to a unix socket, also one whose path is too long for
-// sockaddr_un: the plugin's socket on the host lives under
-// /var/lib/docker/plugins/<64-hex ID>/propagated-mount/, past the limit. A
-// long path is reached through the open directory's /proc/self/fd entry.
-func dialUnix(ctx context.Context, socket string) (net.Conn, error) {
-	if len(socket) <= maxSunPath {
-		return (&net.Dialer{}).DialContext(ctx, "unix", socket)
-	}
-	dir, err := os.Open(filepath.Dir(socket))
-	if err != nil {
-		return nil, fmt.Errorf("open the socket's directory: %w", err)
-	}
-	defer dir.Close()
-	short := fmt.Sprintf("/proc/self/fd/%d/%s", dir.Fd(), filepath.Base(socket))
-	return (&net.Dialer{}).DialContext(ctx, "unix", short)
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/unixsock"
 )
 
 // TestDialLongSocketPath: the plugin's socket on a Docker host is deeper than
@@ -18,8 +20,8 @@ func TestDialLongSocketPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	socket := filepath.Join(dir, "status.sock")
-	if len(socket) <= maxSunPath {
-		t.Fatalf("test path is only %d bytes; it must exceed %d", len(socket), maxSunPath)
+	if len(socket) <= unixsock.MaxPath {
+		t.Fatalf("test path is only %d bytes; it must exceed %d", len(socket), unixsock.MaxPath)
 	}
 	old, _ := os.Getwd()
 	if err := os.Chdir(dir); err != nil {

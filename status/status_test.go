@@ -24,10 +24,6 @@ import (
 	"github.com/ipvlan-bgp/ipvlan-bgp/store"
 )
 
-type announcer struct{}
-
-func (announcer) Set(string, []route.Advert) {}
-
 var ctx = context.Background()
 
 func TestMain(m *testing.M) { testnet.Main(m) }
@@ -56,7 +52,7 @@ func state(t *testing.T) Sources {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := driver.New(driver.Config{Store: db, Announcer: announcer{}, Ranges: pools, Log: log, RouteBudget: 2})
+	d, err := driver.New(driver.Config{Store: db, Announcer: route.Discard{}, Ranges: pools, Log: log, RouteBudget: 2})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,14 +57,47 @@ type Config struct {
 	GracefulRestart GracefulRestart
 
 	// ExportAllow narrows what may be announced; empty allows every prefix
-	// the plugin owns.
+	// the plugin owns that is at least ExportMinLen long.
 	ExportAllow []PrefixRule
-	Import      ImportPolicy
+	// ExportMinLen is, per family, the shortest prefix announced unless
+	// ExportAllow names it: a default route or a /1 from one Docker host
+	// would draw the whole fabric's traffic to it.
+	ExportMinLen MinLen
+	Import       ImportPolicy
 
 	// APISocket is the unix socket serving GoBGP's gRPC API; "" turns it off.
 	APISocket string
 	// APITCP is an optional host:port serving the same API over TCP.
 	APITCP string
+	// APITCPRemote lets APITCP listen on an address other than loopback.
+	// The API has no authentication of its own: on loopback only root's
+	// connections are relayed, on any other address anyone who reaches it.
+	APITCPRemote bool
+}
+
+// MinLen is a prefix length per family.
+type MinLen struct {
+	V4, V6 int
+}
+
+// Of returns the length for p's family.
+func (m MinLen) Of(p netip.Prefix) int {
+	if p.Addr().Is4() {
+		return m.V4
+	}
+	return m.V6
+}
+
+// ExportRules is what may be announced: the export allow list, or by default
+// every prefix at least ExportMinLen long.
+func (c Config) ExportRules() []PrefixRule {
+	if len(c.ExportAllow) > 0 {
+		return c.ExportAllow
+	}
+	return []PrefixRule{
+		{Prefix: netip.PrefixFrom(netip.IPv4Unspecified(), 0), MinLen: c.ExportMinLen.V4, MaxLen: 32},
+		{Prefix: netip.PrefixFrom(netip.IPv6Unspecified(), 0), MinLen: c.ExportMinLen.V6, MaxLen: 128},
+	}
 }
 
 // GracefulRestart holds the RFC 4724 settings shared by every neighbour.
@@ -76,8 +109,14 @@ type GracefulRestart struct {
 // ImportPolicy says which learned routes the importer may install in the
 // kernel. It lives here (not in import.go) so the config owns every setting.
 type ImportPolicy struct {
-	Allow        []netip.Prefix // empty: every learned prefix
-	AllowDefault bool           // default routes (0.0.0.0/0, ::/0) are refused unless set
+	Allow []netip.Prefix // empty: every learned prefix
+	// AllowDefault lets in default routes and their halves (0.0.0.0/1,
+	// 128.0.0.0/1, ::/1, 8000::/1, which override a default route).
+	AllowDefault bool
+	// AllowConnected lets in routes inside the host's own connected subnets
+	// (uplinks, management): by default a peer cannot pull the host's
+	// traffic to its neighbours away from the link.
+	AllowConnected bool
 }
 
 // Family is an address family a session carries.

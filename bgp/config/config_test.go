@@ -39,10 +39,36 @@ func TestLoadConfigDefaults(t *testing.T) {
 		ASN:             64512,
 		ListenPort:      179,
 		GracefulRestart: GracefulRestart{Enabled: true, RestartTime: 120 * time.Second},
+		ExportMinLen:    MinLen{V4: 16, V6: 48},
 		APISocket:       "/state/gobgp.sock",
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", cfg, want)
+	}
+}
+
+// TestDefaultMaxPrefixes: every neighbour gets the max-prefix limit unless
+// it sets its own; 0 lifts it.
+func TestDefaultMaxPrefixes(t *testing.T) {
+	for _, tc := range []struct {
+		env  string
+		want uint32
+	}{{"", defaultMaxPrefixes}, {"0", 0}, {"200", 200}} {
+		cfg, err := Load(envOf(t, map[string]string{EnvNeighbors: "10.0.0.1:65001", EnvMaxPrefixes: tc.env}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.Neighbors[0].MaxPrefixes; got != tc.want {
+			t.Errorf("%s=%q: max prefixes %d, want %d", EnvMaxPrefixes, tc.env, got, tc.want)
+		}
+	}
+}
+
+// TestAPITCPRemote: a non-loopback API address needs BGP_API_TCP_REMOTE.
+func TestAPITCPRemote(t *testing.T) {
+	cfg, err := Load(envOf(t, map[string]string{EnvAPITCP: "10.0.0.1:50051", EnvAPITCPRemote: "true"}))
+	if err != nil || cfg.APITCP != "10.0.0.1:50051" || !cfg.APITCPRemote {
+		t.Fatalf("Load = %+v, %v; want the remote address taken", cfg, err)
 	}
 }
 
@@ -89,8 +115,9 @@ func TestLoadConfigEnv(t *testing.T) {
 			{Prefix: netip.MustParsePrefix("10.0.0.0/8"), MinLen: 8, MaxLen: 32},
 			{Prefix: netip.MustParsePrefix("fd00::/8"), MinLen: 8, MaxLen: 128},
 		},
-		Import: ImportPolicy{Allow: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}, AllowDefault: true},
-		APITCP: "127.0.0.1:50051",
+		ExportMinLen: MinLen{V4: 16, V6: 48},
+		Import:       ImportPolicy{Allow: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}, AllowDefault: true},
+		APITCP:       "127.0.0.1:50051",
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("env config:\n got %+v\nwant %+v", cfg, want)
@@ -160,6 +187,7 @@ func TestLoadConfigFileMerge(t *testing.T) {
 		DynamicNeighbors: []DynamicNeighbor{{Prefix: netip.MustParsePrefix("10.9.0.0/24"), PeerGroup: "leaves"}},
 		GracefulRestart:  GracefulRestart{Enabled: true, RestartTime: 120 * time.Second},
 		ExportAllow:      []PrefixRule{{Prefix: netip.MustParsePrefix("10.1.0.0/16"), MinLen: 24, MaxLen: 32}},
+		ExportMinLen:     MinLen{V4: 16, V6: 48},
 		APISocket:        "/state/gobgp.sock",
 	}
 	if !reflect.DeepEqual(cfg, want) {
@@ -195,6 +223,12 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"api socket long", map[string]string{EnvAPISocket: "/" + strings.Repeat("a", 107)}, "", `BGP_API_SOCKET=`},
 		{"api tcp", map[string]string{EnvAPITCP: "localhost:50051"}, "", `BGP_API_TCP="localhost:50051": want IP:PORT`},
 		{"api tcp port", map[string]string{EnvAPITCP: "127.0.0.1:0"}, "", `BGP_API_TCP="127.0.0.1:0"`},
+		{"api tcp not loopback", map[string]string{EnvAPITCP: "10.0.0.1:50051"}, "", `BGP_API_TCP="10.0.0.1:50051": the GoBGP API has no authentication`},
+		{"api tcp any", map[string]string{EnvAPITCP: "0.0.0.0:50051"}, "", `set BGP_API_TCP_REMOTE=true to expose it`},
+		{"api tcp remote", map[string]string{EnvAPITCPRemote: "sure"}, "", `BGP_API_TCP_REMOTE="sure": want true or false`},
+		{"export min v4", map[string]string{EnvExportMinV4Len: "33"}, "", `BGP_EXPORT_MIN_V4_LEN="33": want a whole number 0..32`},
+		{"export min v6", map[string]string{EnvExportMinV6Len: "/48"}, "", `BGP_EXPORT_MIN_V6_LEN="/48"`},
+		{"import connected", map[string]string{EnvImportConnected: "1x"}, "", `BGP_IMPORT_CONNECTED="1x": want true or false`},
 		{"neighbour no AS", map[string]string{EnvNeighbors: "10.0.0.1"}, "", `BGP_NEIGHBORS="10.0.0.1": want ADDRESS:AS`},
 		{"neighbour bad AS", map[string]string{EnvNeighbors: "10.0.0.1:foreign"}, "", `BGP_NEIGHBORS="10.0.0.1:foreign": want an AS number`},
 		{"neighbour bad address", map[string]string{EnvNeighbors: "10.0.0.300:65000"}, "", `BGP_NEIGHBORS="10.0.0.300:65000": not a unicast`},

@@ -5,11 +5,15 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
+	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/unixsock"
 )
 
 // The plugin settings (`docker plugin set ipvlan-bgp BGP_ASN=65001`).
@@ -45,8 +49,9 @@ const (
 	// ("ipv4-unicast,ipv6-unicast"). Default: the session's own family,
 	// both on unnumbered sessions (see PeerSettings.Families).
 	EnvFamilies = "BGP_FAMILIES"
-	// EnvMaxPrefixes caps the prefixes accepted per neighbour. Default 0
-	// (no limit).
+	// EnvMaxPrefixes caps the prefixes accepted per neighbour and family;
+	// past it GoBGP ends the session. 0 is no limit. Default 1,500,000 (see
+	// defaultMaxPrefixes).
 	EnvMaxPrefixes = "BGP_MAX_PREFIXES"
 	// EnvBFD turns BFD on for every neighbour that does not say otherwise.
 	// Default false.
@@ -71,18 +76,36 @@ const (
 	// separated ("10.0.0.0/8 le 32,fd00::/8 within"). Default: every prefix
 	// the plugin owns.
 	EnvExportAllow = "BGP_EXPORT_ALLOW"
+	// EnvExportMinV4Len and EnvExportMinV6Len are the shortest IPv4 and
+	// IPv6 prefixes announced unless BGP_EXPORT_ALLOW names them, so a
+	// network on 0.0.0.0/0 or 0.0.0.0/1 never reaches the fabric by
+	// mistake. Default 16 and 48 (IPAM_DEFAULT_POOLS' ranges).
+	EnvExportMinV4Len = "BGP_EXPORT_MIN_V4_LEN"
+	EnvExportMinV6Len = "BGP_EXPORT_MIN_V6_LEN"
 	// EnvImportAllow lists the prefixes whose learned routes (and their more
 	// specifics) are installed in the kernel. Default: all.
 	EnvImportAllow = "BGP_IMPORT_ALLOW"
-	// EnvImportDefault lets learned default routes into the kernel. Default
+	// EnvImportDefault lets learned default routes and their halves
+	// (0.0.0.0/1, 128.0.0.0/1, ::/1, 8000::/1) into the kernel. Default
 	// false.
 	EnvImportDefault = "BGP_IMPORT_DEFAULT"
+	// EnvImportConnected lets learned routes inside the host's connected
+	// subnets (its uplinks' and management addresses) into the kernel.
+	// Default false: a peer cannot divert traffic to the host's own
+	// neighbours.
+	EnvImportConnected = "BGP_IMPORT_CONNECTED"
 	// EnvAPISocket is the root-only unix socket serving GoBGP's gRPC API;
 	// "none" turns it off. Default /state/gobgp.sock (the plugin's propagated
 	// mount, visible on the host).
 	EnvAPISocket = "BGP_API_SOCKET"
-	// EnvAPITCP also serves the API on IP:PORT. Default off.
+	// EnvAPITCP also serves the API on IP:PORT, a loopback address unless
+	// BGP_API_TCP_REMOTE is true; only root's connections are relayed on
+	// loopback. Default off.
 	EnvAPITCP = "BGP_API_TCP"
+	// EnvAPITCPRemote lets BGP_API_TCP listen on a non-loopback address,
+	// where anyone who reaches it can read the neighbours' passwords and
+	// change what is announced. Default false.
+	EnvAPITCPRemote = "BGP_API_TCP_REMOTE"
 	// EnvConfigFile is the TOML file for what env cannot hold well (peer
 	// groups, full neighbours, dynamic neighbours). Default /state/bgp.toml;
 	// a missing default file is fine, a missing named file is an error.
@@ -90,18 +113,24 @@ const (
 )
 
 const (
-	defaultASN        = "64512"
-	defaultConfigFile = "/state/bgp.toml"
-	defaultAPISocket  = "/state/gobgp.sock"
-	defaultHoldTime   = 90 * time.Second
+	defaultASN         = "64512"
+	defaultConfigFile  = "/state/bgp.toml"
+	defaultAPISocket   = "/state/gobgp.sock"
+	defaultHoldTime    = 90 * time.Second
+	defaultExportMinV4 = "16"
+	defaultExportMinV6 = "48"
+	// defaultMaxPrefixes is above a full Internet table per family (about
+	// 1.05 million IPv4 and 0.25 million IPv6 routes in 2026, with room to
+	// grow) and far above what a fabric sends a host, so only a runaway
+	// peer (a leak, a redistribution loop) trips it, before its routes fill
+	// the host's memory.
+	defaultMaxPrefixes = 1_500_000
 	// FRR's BFD defaults: a silent peer is down after 0.9 s.
 	defaultBFDInterval   = 300 * time.Millisecond
 	defaultBFDMultiplier = 3
 	defaultRestartTime   = "120"
 	// The restart time is a 12-bit field of the capability (RFC 4724 3).
 	maxRestartTime = 4095 * time.Second
-	// A unix socket path must fit sockaddr_un's sun_path.
-	maxSocketPath = 107
 )
 
 // fileConfig is the TOML file's layout; the package comment shows one.
@@ -112,8 +141,12 @@ type fileConfig struct {
 	GracefulRestart Opt `toml:"graceful-restart"`
 	RestartTime     Opt `toml:"restart-time"`
 	ImportDefault   Opt `toml:"import-default"`
+	ImportConnected Opt `toml:"import-connected"`
+	ExportMinV4Len  Opt `toml:"export-min-v4-len"`
+	ExportMinV6Len  Opt `toml:"export-min-v6-len"`
 	APISocket       Opt `toml:"api-socket"`
 	APITCP          Opt `toml:"api-tcp"`
+	APITCPRemote    Opt `toml:"api-tcp-remote"`
 
 	ExportAllow      []string             `toml:"export-allow"`
 	ImportAllow      []string             `toml:"import-allow"`
@@ -231,32 +264,69 @@ func (l loader) globals(cfg *Config) error {
 	if cfg.GracefulRestart.RestartTime, err = parseTime(setting, value, seconds, time.Second, maxRestartTime); err != nil {
 		return err
 	}
-	if cfg.Import.AllowDefault, err = parseBool(l.scalar(EnvImportDefault, l.file.ImportDefault, "import-default", "false")); err != nil {
+	if err := l.exportSettings(cfg); err != nil {
 		return err
 	}
-	if cfg.ExportAllow, err = parsePrefixRules(l.list(EnvExportAllow, l.file.ExportAllow, "export-allow")); err != nil {
-		return err
-	}
-	if cfg.Import.Allow, err = parsePrefixes(l.list(EnvImportAllow, l.file.ImportAllow, "import-allow")); err != nil {
+	if err := l.importSettings(cfg); err != nil {
 		return err
 	}
 	return l.apiSettings(cfg)
+}
+
+func (l loader) exportSettings(cfg *Config) error {
+	var err error
+	if cfg.ExportAllow, err = parsePrefixRules(l.list(EnvExportAllow, l.file.ExportAllow, "export-allow")); err != nil {
+		return err
+	}
+	setting, value := l.scalar(EnvExportMinV4Len, l.file.ExportMinV4Len, "export-min-v4-len", defaultExportMinV4)
+	v4, err := parseUint(setting, value, 0, 32)
+	if err != nil {
+		return err
+	}
+	setting, value = l.scalar(EnvExportMinV6Len, l.file.ExportMinV6Len, "export-min-v6-len", defaultExportMinV6)
+	v6, err := parseUint(setting, value, 0, 128)
+	if err != nil {
+		return err
+	}
+	cfg.ExportMinLen = MinLen{V4: int(v4), V6: int(v6)}
+	return nil
+}
+
+func (l loader) importSettings(cfg *Config) error {
+	var err error
+	if cfg.Import.AllowDefault, err = parseBool(l.scalar(EnvImportDefault, l.file.ImportDefault, "import-default", "false")); err != nil {
+		return err
+	}
+	if cfg.Import.AllowConnected, err = parseBool(l.scalar(EnvImportConnected, l.file.ImportConnected, "import-connected", "false")); err != nil {
+		return err
+	}
+	cfg.Import.Allow, err = parsePrefixes(l.list(EnvImportAllow, l.file.ImportAllow, "import-allow"))
+	return err
 }
 
 func (l loader) apiSettings(cfg *Config) error {
 	setting, sock := l.scalar(EnvAPISocket, l.file.APISocket, "api-socket", defaultAPISocket)
 	switch {
 	case sock == "none":
-	case !strings.HasPrefix(sock, "/") || len(sock) > maxSocketPath:
-		return badValue(setting, sock, `want an absolute path of at most %d bytes, or "none"`, maxSocketPath)
+	case !strings.HasPrefix(sock, "/") || len(sock) > unixsock.MaxPath:
+		return badValue(setting, sock, `want an absolute path of at most %d bytes, or "none"`, unixsock.MaxPath)
 	default:
 		cfg.APISocket = sock
 	}
-	if setting, addr := l.scalar(EnvAPITCP, l.file.APITCP, "api-tcp", ""); addr != "" {
-		var err error
-		if cfg.APITCP, err = parseHostPort(setting, addr); err != nil {
-			return err
-		}
+	var err error
+	if cfg.APITCPRemote, err = parseBool(l.scalar(EnvAPITCPRemote, l.file.APITCPRemote, "api-tcp-remote", "false")); err != nil {
+		return err
+	}
+	setting, addr := l.scalar(EnvAPITCP, l.file.APITCP, "api-tcp", "")
+	if addr == "" {
+		return nil
+	}
+	if cfg.APITCP, err = parseHostPort(setting, addr); err != nil {
+		return err
+	}
+	if host, _, _ := net.SplitHostPort(addr); !cfg.APITCPRemote && !netip.MustParseAddr(host).IsLoopback() {
+		return badValue(setting, addr, "the GoBGP API has no authentication: whoever reaches it reads the neighbours' passwords and changes what this host announces; "+
+			"use 127.0.0.1 or [::1], or set %s=true to expose it", EnvAPITCPRemote)
 	}
 	return nil
 }

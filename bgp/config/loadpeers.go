@@ -45,9 +45,10 @@ func (l loader) peers(cfg *Config) error {
 // peerDefaults reads the env settings every neighbour inherits.
 func (l loader) peerDefaults(localAS uint32) (PeerSettings, error) {
 	builtin := PeerSettings{
-		HoldTime:  defaultHoldTime,
-		Keepalive: defaultHoldTime / 3,
-		BFD:       BFD{MinRx: defaultBFDInterval, MinTx: defaultBFDInterval, Multiplier: defaultBFDMultiplier},
+		HoldTime:    defaultHoldTime,
+		Keepalive:   defaultHoldTime / 3,
+		MaxPrefixes: defaultMaxPrefixes,
+		BFD:         BFD{MinRx: defaultBFDInterval, MinTx: defaultBFDInterval, Multiplier: defaultBFDMultiplier},
 	}
 	opt := func(env string) Opt {
 		if v := l.getenv(env); v != "" {

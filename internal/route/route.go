@@ -24,6 +24,38 @@ type Advert struct {
 // convergence: Docker calls must not wait for peers.
 type Announcer interface {
 	Set(owner string, adverts []Advert)
+	// CheckExport says why prefix would never be announced, whatever the
+	// sessions do (a default route, or a prefix broader than the speaker
+	// allows), or nil.
+	CheckExport(prefix netip.Prefix) error
+}
+
+// Discard is the Announcer when BGP is off: it announces nothing and
+// refuses nothing.
+type Discard struct{}
+
+// Set does nothing.
+func (Discard) Set(string, []Advert) {}
+
+// CheckExport refuses nothing.
+func (Discard) CheckExport(netip.Prefix) error { return nil }
+
+// MaxCommunityBytes bounds the communities and large communities of one
+// advert, counted as their attributes' values take them in an UPDATE (4
+// bytes per community, 12 per large community). A BGP message is at most
+// 4,096 bytes (RFC 4271 4.1), and GoBGP drops a path whose UPDATE would not
+// fit; half of it leaves room for the prefix, the next hops and the AS path,
+// also after the fabric has added its own.
+const MaxCommunityBytes = 2048
+
+// CheckCommunitySize says whether communities and large communities fit one
+// UPDATE together.
+func CheckCommunitySize(communities, large []string) error {
+	if size := 4*len(communities) + 12*len(large); size > MaxCommunityBytes {
+		return fmt.Errorf("%d communities and %d large communities take %d bytes of a BGP UPDATE; at most %d fit (%d communities, or %d large communities)",
+			len(communities), len(large), size, MaxCommunityBytes, MaxCommunityBytes/4, MaxCommunityBytes/12)
+	}
+	return nil
 }
 
 // ParseCommunities validates a comma-separated list of standard communities

@@ -38,3 +38,25 @@ func TestParseCommunities(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckCommunitySize(t *testing.T) {
+	list := func(n int, item string) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = item
+		}
+		return out
+	}
+	tests := []struct {
+		communities, large int
+		ok                 bool
+	}{
+		{0, 0, true}, {512, 0, true}, {513, 0, false}, {0, 170, true}, {0, 171, false}, {257, 85, true}, {258, 85, false},
+	}
+	for _, tc := range tests {
+		err := CheckCommunitySize(list(tc.communities, "65000:1"), list(tc.large, "65000:1:1"))
+		if (err == nil) != tc.ok {
+			t.Errorf("%d communities and %d large: err %v, want ok=%t", tc.communities, tc.large, err, tc.ok)
+		}
+	}
+}
