@@ -242,9 +242,9 @@ func checkStatusText(t *testing.T, text string, doc status.Document) {
 	}
 	peer := rows["10.0.1.2"]
 	p := doc.BGP.Peers[0]
-	want := []string{"10.0.1.2", "-", "65001", "established", fmt.Sprint(p.Received), fmt.Sprint(p.Accepted), fmt.Sprint(p.Advertised)}
-	if len(peer) != 8 || strings.Join(append(peer[:4:4], peer[5:]...), " ") != strings.Join(want, " ") {
-		t.Errorf("peer row %q, want %q with the uptime after the state", peer, want)
+	want := []string{"10.0.1.2", "-", "65001", "established", "-", fmt.Sprint(p.Received), fmt.Sprint(p.Accepted), fmt.Sprint(p.Advertised)}
+	if len(peer) != 9 || strings.Join(append(peer[:5:5], peer[6:]...), " ") != strings.Join(want, " ") {
+		t.Errorf("peer row %q, want %q with the uptime after BFD (off: -)", peer, want)
 	}
 	for _, ep := range doc.Endpoints {
 		want := []string{ep.ID[:12], ep.Network[:12], strings.Join(ep.Addresses, ","), ep.Interface, "-", "no"}
