@@ -13,9 +13,6 @@ import (
 	"github.com/osrg/gobgp/v4/pkg/apiutil"
 	"github.com/osrg/gobgp/v4/pkg/server"
 	"github.com/sirupsen/logrus"
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/testnet"
@@ -28,8 +25,8 @@ type benchFabric struct {
 	ns      *testnet.NS
 	speaker *Speaker
 	raw     *server.BgpServer
-	frr     *testnet.FRR             // nil when the peer is BIRD
-	routes  chan netlink.RouteUpdate // the peer kernel's route changes
+	frr     *testnet.FRR // nil when the peer is BIRD
+	routes  routeEvents  // the peer kernel's route changes
 }
 
 func newBenchFabric(b *testing.B, peer string) *benchFabric {
@@ -42,9 +39,8 @@ func newBenchFabric(b *testing.B, peer string) *benchFabric {
 		testnet.Host.AddAddr(b, hostIf, sub+".1/30")
 		ns.AddAddr(b, peerIf, sub+".2/30")
 	}
-	f := &benchFabric{ns: ns, routes: make(chan netlink.RouteUpdate, 65536)}
+	f := &benchFabric{ns: ns, routes: watchRoutes(b, ns)}
 	f.startPeer(b, peer)
-	f.watchKernel(b)
 	cfg := testConfig(numbered("10.0.20.2", 65020))
 	f.speaker = NewSpeaker(cfg, Options{Log: quietLog()})
 	if err := f.speaker.Start(context.Background()); err != nil {
@@ -76,20 +72,6 @@ protocol bgp raw { local 10.0.21.2 as 65020; neighbor 10.0.21.1 as 64513; ipv4 {
  neighbor 10.0.21.1 remote-as 64513`))
 }
 
-// watchKernel subscribes to the peer namespace's route changes.
-func (f *benchFabric) watchKernel(b *testing.B) {
-	h, err := netns.GetFromName(f.ns.Name)
-	if err != nil {
-		b.Fatal(err)
-	}
-	done := make(chan struct{})
-	b.Cleanup(func() { close(done); _ = h.Close() })
-	err = netlink.RouteSubscribeWithOptions(f.routes, done, netlink.RouteSubscribeOptions{Namespace: &h})
-	if err != nil {
-		b.Fatal(err)
-	}
-}
-
 // startRawGoBGP is the baseline: GoBGP with no plugin code around it.
 func startRawGoBGP(b *testing.B, peer string) *server.BgpServer {
 	s := server.NewBgpServer() // logging nowhere
@@ -110,21 +92,7 @@ func startRawGoBGP(b *testing.B, peer string) *server.BgpServer {
 
 // waitKernel waits for prefix to be added (or deleted) in the peer's kernel.
 func (f *benchFabric) waitKernel(b *testing.B, prefix netip.Prefix, added bool) {
-	want := uint16(unix.RTM_DELROUTE)
-	if added {
-		want = unix.RTM_NEWROUTE
-	}
-	timeout := time.After(30 * time.Second)
-	for {
-		select {
-		case u := <-f.routes:
-			if u.Type == want && u.Dst != nil && u.Dst.String() == prefix.String() {
-				return
-			}
-		case <-timeout:
-			b.Fatalf("timed out waiting for %s (added=%v) in the peer's kernel", prefix, added)
-		}
-	}
+	f.routes.wait(b, prefix, added, 30*time.Second)
 }
 
 // cycle measures one announce and one withdraw to the peer's kernel.

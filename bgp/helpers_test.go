@@ -15,6 +15,9 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/ipvlan-bgp/ipvlan-bgp/bgp/config"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
@@ -178,4 +181,44 @@ func goBuild(t testing.TB, dir, pkg string) string {
 		t.Fatalf("build %s offline (run `go mod download` once with network): %v\n%s", pkg, err, out)
 	}
 	return bin
+}
+
+// routeEvents are the route changes of a namespace's kernel.
+type routeEvents chan netlink.RouteUpdate
+
+// watchRoutes follows ns's kernel route changes until the test ends.
+func watchRoutes(t testing.TB, ns *testnet.NS) routeEvents {
+	t.Helper()
+	h, err := netns.GetFromName(ns.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := make(routeEvents, 65536)
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done); _ = h.Close() })
+	if err := netlink.RouteSubscribeWithOptions(events, done, netlink.RouteSubscribeOptions{Namespace: &h}); err != nil {
+		t.Fatal(err)
+	}
+	return events
+}
+
+// wait waits for prefix to be added (or deleted) and returns when that was
+// seen.
+func (e routeEvents) wait(t testing.TB, prefix netip.Prefix, added bool, timeout time.Duration) time.Time {
+	t.Helper()
+	want := uint16(unix.RTM_DELROUTE)
+	if added {
+		want = unix.RTM_NEWROUTE
+	}
+	deadline := time.After(timeout)
+	for {
+		select {
+		case u := <-e:
+			if u.Type == want && u.Dst != nil && u.Dst.String() == prefix.String() {
+				return time.Now()
+			}
+		case <-deadline:
+			t.Fatalf("timed out after %s waiting for %s (added=%v) in the kernel", timeout, prefix, added)
+		}
+	}
 }

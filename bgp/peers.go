@@ -12,7 +12,9 @@ import (
 
 // connectRetry is how often GoBGP retries an outgoing connection; its 120 s
 // default leaves a host without routes for two minutes when it boots before
-// its leaf.
+// its leaf. It is also how long a session stays idle after GoBGP reset it
+// (BFD down, `gobgp neighbor X reset`) instead of GoBGP's 30 s, so a
+// session whose uplink healed is back as soon as a failed connect would be.
 const connectRetry = 5
 
 // restartDeferral bounds how long a restarting GoBGP holds back its
@@ -79,9 +81,10 @@ func (s *Speaker) peerConfig(n config.Neighbor, address string, restarting bool)
 func (s *Speaker) peerCommon(ps config.PeerSettings, families []config.Family, restarting bool) *api.Peer {
 	p := &api.Peer{
 		Timers: &api.Timers{Config: &api.TimersConfig{
-			HoldTime:          uint64(ps.HoldTime.Seconds()),
-			KeepaliveInterval: uint64(ps.Keepalive.Seconds()),
-			ConnectRetry:      connectRetry,
+			HoldTime:               uint64(ps.HoldTime.Seconds()),
+			KeepaliveInterval:      uint64(ps.Keepalive.Seconds()),
+			ConnectRetry:           connectRetry,
+			IdleHoldTimeAfterReset: connectRetry,
 		}},
 	}
 	if ps.MultihopTTL > 0 {
