@@ -222,3 +222,19 @@ func (e routeEvents) wait(t testing.TB, prefix netip.Prefix, added bool, timeout
 		}
 	}
 }
+
+// deletions drains the changes seen so far and counts the deletions of
+// prefix among them.
+func (e routeEvents) deletions(prefix netip.Prefix) int {
+	n := 0
+	for {
+		select {
+		case u := <-e:
+			if u.Type == unix.RTM_DELROUTE && u.Dst != nil && u.Dst.String() == prefix.String() {
+				n++
+			}
+		default:
+			return n
+		}
+	}
+}
