@@ -119,8 +119,9 @@ type rssSide struct {
 func BenchmarkRSS(b *testing.B) {
 	testnet.RequireRoot(b)
 	dir := b.TempDir()
-	pluginBin := goBuild(b, dir, "github.com/ipvlan-bgp/ipvlan-bgp/plugin")
-	gobgpdBin := goBuild(b, dir, "github.com/osrg/gobgp/v4/cmd/gobgpd")
+	bin := b.TempDir()
+	pluginBin := goBuild(b, bin, "github.com/ipvlan-bgp/ipvlan-bgp/plugin")
+	gobgpdBin := goBuild(b, bin, "github.com/osrg/gobgp/v4/cmd/gobgpd")
 	plugin := &rssSide{name: "plugin", local: "10.0.40.1", leaf: "10.0.40.2"}
 	gobgpd := &rssSide{name: "gobgpd", local: "10.0.41.1", leaf: "10.0.41.2"}
 	startRSSLeaf(b, plugin, gobgpd)

@@ -195,5 +195,6 @@ func (s *Speaker) Stop(ctx context.Context, graceful bool) error {
 	if s.api != nil {
 		errs = append(errs, s.api.close())
 	}
+	s.log.WithField("graceful_restart", graceful).Info("BGP speaker stopped")
 	return errors.Join(errs...)
 }
