@@ -109,7 +109,7 @@ func (s *Speaker) reconcile(ctx context.Context) error {
 	f, e = s.applyPaths(ctx, dels, s.deletePaths, func(op pathOp) { delete(s.announced, op.prefix) })
 	failed, errs = append(failed, f...), append(errs, e...)
 	s.announcedCount.Store(int64(len(s.announced)))
-	if s.log.Logger.IsLevelEnabled(logrus.DebugLevel) { // spare 10k field maps per bulk Set
+	if len(adds)+len(dels) > 0 && s.log.Logger.IsLevelEnabled(logrus.DebugLevel) {
 		s.log.WithFields(logrus.Fields{"announced": len(adds), "withdrawn": len(dels), "failed": len(failed)}).Debug("announcements applied")
 	}
 	if len(failed) == 0 {

@@ -246,6 +246,7 @@ protocol bgp host {
   local 10.0.16.20 as 65016;
   neighbor 10.0.16.1 port 1790 as 64512;
   hold time 30; keepalive time 10; connect retry time 1;
+  error wait time 1, 10; # after BFD took the session down, BIRD waits 60 s by default
   bfd on;
   ipv4 { import all; export none; };
 }
