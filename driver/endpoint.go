@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	netapi "github.com/docker/go-plugins-helpers/network"
 	"github.com/sirupsen/logrus"
 
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/failpoint"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 	"github.com/ipvlan-bgp/ipvlan-bgp/store"
 )
@@ -28,6 +30,20 @@ func (d *Driver) CreateEndpoint(ctx context.Context, req *netapi.CreateEndpointR
 	if err != nil {
 		return nil, err
 	}
+	// The addresses came from Docker: answering with any would make Docker
+	// roll the endpoint back.
+	answer := &netapi.CreateEndpointResponse{Interface: &netapi.EndpointInterface{}}
+	if stored, exists := d.state.endpoint(rec.ID); exists {
+		// The same request again (its first answer lost in a crash) gets
+		// the same answer.
+		if stored.NetworkID != rec.NetworkID || !slices.Equal(stored.Addresses, rec.Addresses) || !reflect.DeepEqual(stored.Config, rec.Config) {
+			return nil, fmt.Errorf("ipvlan-bgp: endpoint %s already exists with other addresses or options", short(rec.ID))
+		}
+		return answer, nil
+	}
+	if err := d.checkAddressesFree(rec); err != nil {
+		return nil, err
+	}
 	network, _ := d.state.network(rec.NetworkID)
 	if err := d.checkBudget(&rec, network); err != nil {
 		return nil, err
@@ -40,9 +56,20 @@ func (d *Driver) CreateEndpoint(ctx context.Context, req *netapi.CreateEndpointR
 		d.announceNetwork(network)
 	}
 	d.log.WithFields(logrus.Fields{"network": rec.NetworkID, "endpoint": rec.ID, "addresses": rec.Addresses, "budget_fallback": rec.Fallback}).Info("endpoint created")
-	// The addresses came from Docker: answering with any would make Docker
-	// roll the endpoint back.
-	return &netapi.CreateEndpointResponse{Interface: &netapi.EndpointInterface{}}, nil
+	return answer, nil
+}
+
+// checkAddressesFree refuses an address another endpoint of the network
+// holds: two containers with one address would split its traffic.
+func (d *Driver) checkAddressesFree(rec endpointRecord) error {
+	for _, other := range d.state.endpointsOf(rec.NetworkID) {
+		for _, a := range rec.Addresses {
+			if slices.ContainsFunc(other.Addresses, func(b netip.Prefix) bool { return b.Addr() == a.Addr() }) {
+				return optionErr("ip", a.Addr().String(), "endpoint %s of network %s already has it", short(other.ID), short(rec.NetworkID))
+			}
+		}
+	}
+	return nil
 }
 
 // newEndpointRecord validates a CreateEndpoint request against its network.
@@ -53,9 +80,6 @@ func (d *Driver) newEndpointRecord(req *netapi.CreateEndpointRequest) (endpointR
 	network, ok := d.state.network(req.NetworkID)
 	if !ok {
 		return endpointRecord{}, fmt.Errorf("ipvlan-bgp: network %s not found", short(req.NetworkID))
-	}
-	if _, exists := d.state.endpoint(req.EndpointID); exists {
-		return endpointRecord{}, fmt.Errorf("ipvlan-bgp: endpoint %s already exists", short(req.EndpointID))
 	}
 	iface := req.Interface
 	if iface == nil {
@@ -121,6 +145,9 @@ func parseEndpointAddress(value string, want4 bool, pools []pool) (netip.Prefix,
 //  2. delete the link if it is still in the host namespace: same.
 //  3. delete the record, then memory.
 func (d *Driver) DeleteEndpoint(ctx context.Context, req *netapi.DeleteEndpointRequest) error {
+	if err := checkDockerID("endpoint", req.EndpointID); err != nil {
+		return err
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -134,6 +161,7 @@ func (d *Driver) DeleteEndpoint(ctx context.Context, req *netapi.DeleteEndpointR
 	if err := d.links.remove(childName(rec.ID)); err != nil {
 		return fmt.Errorf("delete endpoint %s: %w", short(rec.ID), err)
 	}
+	failpoint.Hit("NetworkDriver.DeleteEndpoint:withdrawn")
 	if err := d.db.Update(func(tx *store.Tx) error { return tx.Delete(bucketEndpoints, rec.ID) }); err != nil {
 		return fmt.Errorf("delete endpoint %s: %w", short(rec.ID), err)
 	}

@@ -11,6 +11,7 @@ import (
 	netapi "github.com/docker/go-plugins-helpers/network"
 	"github.com/sirupsen/logrus"
 
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/failpoint"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 	"github.com/ipvlan-bgp/ipvlan-bgp/store"
 )
@@ -63,6 +64,7 @@ func (d *Driver) Join(ctx context.Context, req *netapi.JoinRequest) (*netapi.Joi
 	if err != nil {
 		return nil, fmt.Errorf("join endpoint %s: %w", short(ep.ID), err)
 	}
+	failpoint.Hit("NetworkDriver.Join:link-created")
 	ep.Joined, ep.Ifindex, ep.Sandbox = true, ifindex, sandboxName(req.SandboxKey)
 	if err := d.db.Update(func(tx *store.Tx) error { return tx.Put(bucketEndpoints, ep.ID, ep) }); err != nil {
 		d.undo("delete link", d.links.remove(name), logrus.Fields{"endpoint": ep.ID, "link": name})
@@ -265,6 +267,9 @@ func (d *Driver) announceIfMoved(endpointID string, token uint64, adverts []rout
 //     unjoined endpoint, which Reconcile deletes.
 //  3. memory, then delete the link if it is in the host namespace.
 func (d *Driver) Leave(ctx context.Context, req *netapi.LeaveRequest) error {
+	if err := checkDockerID("endpoint", req.EndpointID); err != nil {
+		return err
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -276,6 +281,7 @@ func (d *Driver) Leave(ctx context.Context, req *netapi.LeaveRequest) error {
 	}
 	withdrawn := d.announce.announced(ep.ID)
 	d.announce.withdraw(ep.ID)
+	failpoint.Hit("NetworkDriver.Leave:withdrawn")
 	if ep.Joined {
 		ep.Joined = false
 		if err := d.db.Update(func(tx *store.Tx) error { return tx.Put(bucketEndpoints, ep.ID, ep) }); err != nil {

@@ -38,6 +38,10 @@ type networkRecord struct {
 	ParentOwned parentKind `json:"parentOwned,omitempty"`
 }
 
+func (n networkRecord) hasPool(prefix netip.Prefix) bool {
+	return slices.ContainsFunc(n.Pools, func(p pool) bool { return p.Prefix == prefix })
+}
+
 // endpointRecord is one endpoint as stored and held in memory.
 type endpointRecord struct {
 	ID        string         `json:"id"`

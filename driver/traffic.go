@@ -104,6 +104,31 @@ func (d *Driver) Traffic(ctx context.Context) ([]EndpointTraffic, error) {
 	return out, nil
 }
 
+// inContainer reports whether a joined endpoint's link is in some
+// container: after a reboot, or for a container that died while the plugin
+// was down, it is nowhere. An endpoint without a recorded index cannot be
+// looked for; it counts as there.
+func (d *Driver) inContainer(ep endpointRecord, network networkRecord) (bool, error) {
+	if ep.Ifindex == 0 {
+		return true, nil
+	}
+	parent, err := d.links.lookup(network.Parent)
+	if err != nil || parent == nil {
+		return false, err
+	}
+	sock, err := routeSocket(d.traffic.ns)
+	if err != nil {
+		return false, err
+	}
+	defer sock.Close()
+	ids, err := netnsIDs(sock)
+	if err != nil {
+		return false, err
+	}
+	link, err := d.traffic.find(sock, ids, ep, parent.Attrs().Index)
+	return link != nil, err
+}
+
 func countersOf(ep endpointRecord, s *netlink.LinkStatistics) EndpointTraffic {
 	return EndpointTraffic{
 		Network: ep.NetworkID, Endpoint: ep.ID, Sandbox: ep.Sandbox,

@@ -2,8 +2,10 @@ package ipam
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 
 	ipamapi "github.com/docker/go-plugins-helpers/ipam"
 
@@ -17,7 +19,7 @@ const (
 )
 
 // RequestAddress allocates a container address (the one asked for, or the
-// next free one of the allocation range), or reserves an explicit --gateway.
+// next free one of the allocation range), or reserves the gateway.
 // The answer carries the pool's prefix length. Options other than the
 // gateway marker are ignored: Docker fills them, not the user.
 func (a *IPAM) RequestAddress(ctx context.Context, req *ipamapi.RequestAddressRequest) (*ipamapi.RequestAddressResponse, error) {
@@ -51,9 +53,14 @@ func (a *IPAM) RequestAddress(ctx context.Context, req *ipamapi.RequestAddressRe
 }
 
 // allocate gives a container want, or the next free address when want is
-// the zero Addr.
+// the zero Addr. Asking again for an address a container was given before a
+// crash, and that no endpoint holds, gets it again: the answer was lost.
 func (a *IPAM) allocate(p *pool, want netip.Addr) (netip.Addr, error) {
 	explicit := want.IsValid()
+	if explicit && a.lostAnswer(p, want) {
+		a.log.WithFields(p.logFields()).WithField("address", want).Info("Address requested again: the same answer")
+		return want, nil
+	}
 	if explicit {
 		if err := p.checkWanted(fieldAddress, want); err != nil {
 			return netip.Addr{}, err
@@ -64,13 +71,14 @@ func (a *IPAM) allocate(p *pool, want netip.Addr) (netip.Addr, error) {
 			return netip.Addr{}, err
 		}
 	}
+	how := allocation{container: a.users != nil && a.users.UsesPool(p.prefix), since: time.Now()}
 	err := a.db.Update(func(tx *store.Tx) error {
-		return tx.Put(bucketAllocations, allocationKey(p.id, want), allocationRecord{PoolID: p.id, Address: want})
+		return tx.Put(bucketAllocations, allocationKey(p.id, want), allocationRecord{PoolID: p.id, Address: want, Container: how.container})
 	})
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("save allocation of %s in pool %s: %w", want, p.prefix, err)
 	}
-	p.take(want)
+	p.take(want, how)
 	if !explicit {
 		p.cursor = want.Next()
 	}
@@ -78,14 +86,27 @@ func (a *IPAM) allocate(p *pool, want netip.Addr) (netip.Addr, error) {
 	return want, nil
 }
 
-// reserveGateway grants an explicit --gateway anywhere in the pool (it is
-// never used in L3 mode, so it may lie outside this host's block) and frees
-// the first address RequestPool had set aside, which Docker no longer uses.
+// lostAnswer reports whether addr was given to a container in an answer a
+// crash may have lost: taken for a container, past the claim window, and
+// held by no endpoint.
+func (a *IPAM) lostAnswer(p *pool, addr netip.Addr) bool {
+	how, taken := p.taken[addr]
+	return taken && how.container && settled(how.since) && a.users != nil && !a.users.HoldsAddress(addr)
+}
+
+// reserveGateway reserves the gateway Docker asks for: an explicit
+// --gateway anywhere in the pool (it may lie outside this host's block), or
+// the pool's first address. A network asks once; asking again gets the
+// same answer.
 func (a *IPAM) reserveGateway(p *pool, want netip.Addr) (netip.Addr, error) {
-	if !want.IsValid() || want == p.gateway {
+	switch {
+	case !want.IsValid() && p.gateway.IsValid():
 		return p.gateway, nil
-	}
-	if !p.prefix.Contains(want) {
+	case !want.IsValid():
+		want = p.defaultGateway()
+	case want == p.gateway:
+		return want, nil
+	case !p.prefix.Contains(want):
 		return netip.Addr{}, invalid(fieldGateway, want.String(), "outside pool %s", p.prefix)
 	}
 	if err := p.checkFree(fieldGateway, want); err != nil {
@@ -93,16 +114,20 @@ func (a *IPAM) reserveGateway(p *pool, want netip.Addr) (netip.Addr, error) {
 	}
 	old := p.gateway
 	err := a.db.Update(func(tx *store.Tx) error {
-		if err := tx.Delete(bucketAllocations, allocationKey(p.id, old)); err != nil {
-			return err
+		if old.IsValid() {
+			if err := tx.Delete(bucketAllocations, allocationKey(p.id, old)); err != nil {
+				return err
+			}
 		}
 		return tx.Put(bucketAllocations, allocationKey(p.id, want), allocationRecord{PoolID: p.id, Address: want, Gateway: true})
 	})
 	if err != nil {
 		return netip.Addr{}, fmt.Errorf("save gateway %s of pool %s: %w", want, p.prefix, err)
 	}
-	p.free(old)
-	p.take(want)
+	if old.IsValid() {
+		p.free(old)
+	}
+	p.take(want, allocation{})
 	p.gateway = want
 	a.log.WithFields(p.logFields()).Info("Gateway reserved")
 	return want, nil
@@ -110,22 +135,30 @@ func (a *IPAM) reserveGateway(p *pool, want netip.Addr) (netip.Addr, error) {
 
 // ReleaseAddress frees a container address. Releasing the gateway succeeds
 // and keeps it reserved: Docker releases it only while removing the network,
-// and ReleasePool follows.
+// and ReleasePool follows. Releasing a free address succeeds, so a repeated
+// release does.
 func (a *IPAM) ReleaseAddress(ctx context.Context, req *ipamapi.ReleaseAddressRequest) error {
 	addr, err := parseAddress(fieldReleased, req.Address)
 	if err != nil {
 		return err
 	}
 	p, err := a.lockPool(ctx, req.PoolID)
+	if errors.Is(err, ErrUnknownPool) {
+		return nil // released with its pool
+	}
 	if err != nil {
 		return err
 	}
 	defer a.unlock()
+	if !p.prefix.Contains(addr) {
+		return invalid(fieldReleased, addr.String(), "outside pool %s", p.prefix)
+	}
 	if addr == p.gateway {
 		return nil
 	}
 	if !p.isTaken(addr) {
-		return &Error{Kind: ErrNotAllocated, Field: fieldReleased, Value: addr.String(), Reason: fmt.Sprintf("not allocated in pool %s", p.prefix)}
+		a.log.WithFields(p.logFields()).WithField("address", addr).Debug("Address released again")
+		return nil
 	}
 	err = a.db.Update(func(tx *store.Tx) error { return tx.Delete(bucketAllocations, allocationKey(p.id, addr)) })
 	if err != nil {

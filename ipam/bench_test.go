@@ -42,7 +42,7 @@ func BenchmarkNextFreeNearlyFull(b *testing.B) {
 	}
 	for a := prefix.Addr().Next(); prefix.Contains(a); a = a.Next() {
 		if !p.isSubnetReserved(a) {
-			p.take(a)
+			p.take(a, allocation{})
 		}
 	}
 	free := netip.MustParseAddr("10.0.100.100")

@@ -62,6 +62,7 @@ type IPAM struct {
 	// caller's context.
 	sem   chan struct{}
 	pools map[string]*pool // by PoolID
+	users Users            // nil until SetUsers
 }
 
 // New checks cfg and loads the pools and allocations kept in the store.

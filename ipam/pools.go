@@ -2,11 +2,13 @@ package ipam
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	ipamapi "github.com/docker/go-plugins-helpers/ipam"
 
@@ -22,9 +24,11 @@ const (
 	fieldPoolID  = "PoolID"
 )
 
-// RequestPool registers the network's subnet (or carves one from
-// DefaultPools) and returns its first address as the gateway, reserved, so
-// Docker never asks for one from this host's block.
+// RequestPool registers the network's subnet, or carves one from
+// DefaultPools when none is given (or only its size: Docker 29 sends
+// 0.0.0.0/24 for "a /24 of your choice"). It reserves no gateway: Docker
+// asks for one with RequestAddress when the network needs it. The same
+// request sent again gets the same pool (reclaim.go).
 func (a *IPAM) RequestPool(ctx context.Context, req *ipamapi.RequestPoolRequest) (*ipamapi.RequestPoolResponse, error) {
 	space, prefix, sub, err := parsePoolRequest(req)
 	if err != nil {
@@ -34,32 +38,51 @@ func (a *IPAM) RequestPool(ctx context.Context, req *ipamapi.RequestPoolRequest)
 		return nil, err
 	}
 	defer a.unlock()
-	if !prefix.IsValid() {
-		if prefix, err = a.carve(req.V6); err != nil {
+	var p *pool
+	if isSize(prefix) {
+		if prefix, err = a.carve(req.V6, max(prefix.Bits(), 0)); err != nil {
 			return nil, err
 		}
-	}
-	p, err := a.newPoolFor(space, prefix, sub)
-	if err != nil {
+	} else if p, err = a.samePool(space, prefix, sub); err != nil {
 		return nil, err
 	}
-	err = a.db.Update(func(tx *store.Tx) error {
-		if err := tx.Put(bucketPools, p.id, p.record()); err != nil {
-			return err
+	if p != nil {
+		p.holders++
+	} else if p, err = a.newPoolFor(space, prefix, sub); err != nil {
+		return nil, err
+	}
+	if err := a.db.Update(func(tx *store.Tx) error { return tx.Put(bucketPools, p.id, p.record()) }); err != nil {
+		if p.holders--; p.holders == 0 {
+			delete(a.pools, p.id)
 		}
-		return tx.Put(bucketAllocations, allocationKey(p.id, p.gateway), allocationRecord{PoolID: p.id, Address: p.gateway, Gateway: true})
-	})
-	if err != nil {
 		return nil, fmt.Errorf("save pool %s: %w", p.prefix, err)
 	}
-	p.take(p.gateway)
-	a.pools[p.id] = p
-	a.log.WithFields(p.logFields()).Info("Pool created")
-	return &ipamapi.RequestPoolResponse{
-		PoolID: p.id,
-		Pool:   p.prefix.String(),
-		Data:   map[string]string{labelGateway: netip.PrefixFrom(p.gateway, p.prefix.Bits()).String()},
-	}, nil
+	if p.holders == 1 {
+		p.since = time.Now()
+		a.pools[p.id] = p
+		a.log.WithFields(p.logFields()).Info("Pool created")
+	} else {
+		a.log.WithFields(p.logFields()).WithField("holders", p.holders).Info("Pool requested again: the same answer")
+	}
+	return &ipamapi.RequestPoolResponse{PoolID: p.id, Pool: p.prefix.String(), Data: map[string]string{}}, nil
+}
+
+// isSize reports a request naming only a pool's size: no prefix, or an
+// unspecified address (0.0.0.0/24, ::/96). The size is 0 without a prefix.
+func isSize(p netip.Prefix) bool { return !p.IsValid() || p.Addr().IsUnspecified() }
+
+// samePool finds the pool an identical earlier request created: that request
+// again gets it.
+func (a *IPAM) samePool(space string, prefix, sub netip.Prefix) (*pool, error) {
+	p := a.pools[poolID(space, prefix)]
+	if p == nil {
+		return nil, nil
+	}
+	rng, err := a.allocationRange(prefix, sub)
+	if err != nil || rng != p.rng {
+		return nil, err
+	}
+	return p, nil
 }
 
 // parsePoolRequest checks everything about req that does not depend on
@@ -83,6 +106,15 @@ func parsePoolRequest(req *ipamapi.RequestPoolRequest) (space string, prefix, su
 		}
 		return space, prefix, sub, nil
 	}
+	if prefix, err = parseSize(req.Pool, req.V6); err == nil && prefix.IsValid() {
+		if req.SubPool != "" {
+			return "", prefix, sub, invalid(fieldSubPool, req.SubPool, "needs a --subnet, not only a size (%s)", req.Pool)
+		}
+		return space, prefix, sub, nil
+	}
+	if err != nil {
+		return "", prefix, sub, err
+	}
 	if prefix, err = parseSubnet(fieldPool, req.Pool, req.V6); err != nil {
 		return "", prefix, sub, err
 	}
@@ -98,11 +130,34 @@ func parsePoolRequest(req *ipamapi.RequestPoolRequest) (space string, prefix, su
 	return space, prefix, sub, nil
 }
 
-// newPoolFor checks prefix against the pools and settings of this host.
+// parseSize reads a size-only pool (Docker 29: 0.0.0.0/24, ::/96); the zero
+// Prefix means s names a subnet, not a size.
+func parseSize(s string, v6 bool) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(s)
+	if err != nil || !p.Addr().IsUnspecified() {
+		return netip.Prefix{}, nil
+	}
+	if p.Addr().Is6() != v6 {
+		return netip.Prefix{}, invalid(fieldPool, s, "an %s size where Docker asked for an %s pool", family(p.Addr().Is6()), family(v6))
+	}
+	if hostBits(p) < 2 || p.Bits() == 0 {
+		return netip.Prefix{}, invalid(fieldPool, s, "not a pool size: want /1 to /%d", p.Addr().BitLen()-2)
+	}
+	return p, nil
+}
+
+// newPoolFor checks prefix against the pools and settings of this host,
+// reclaiming pools an interrupted `docker network create` left in its way.
 func (a *IPAM) newPoolFor(space string, prefix, sub netip.Prefix) (*pool, error) {
-	if other := a.overlapping(prefix); other != nil {
-		return nil, &Error{Kind: ErrInUse, Field: fieldPool, Value: prefix.String(),
-			Reason: fmt.Sprintf("overlaps pool %s (PoolID %s) already on this host", other.prefix, other.id)}
+	for other := a.overlapping(prefix); other != nil; other = a.overlapping(prefix) {
+		if !a.abandoned(other) {
+			return nil, &Error{Kind: ErrInUse, Field: fieldPool, Value: prefix.String(),
+				Reason: fmt.Sprintf("overlaps pool %s (PoolID %s) already on this host", other.prefix, other.id)}
+		}
+		if err := a.deletePool(other); err != nil {
+			return nil, err
+		}
+		a.log.WithFields(other.logFields()).Warn("Reclaimed a pool no network uses (its docker network create was interrupted)")
 	}
 	rng, err := a.allocationRange(prefix, sub)
 	if err != nil {
@@ -145,13 +200,15 @@ func (a *IPAM) allocationRange(pool, sub netip.Prefix) (netip.Prefix, error) {
 	return netip.Prefix{}, invalid(fieldSubPool, sub.String(), "outside this host's block %s of pool %s (LocalRanges); other hosts allocate from the rest", local, pool)
 }
 
-// carve returns the first subnet of the configured length in DefaultPools
-// that overlaps no pool of this host.
-func (a *IPAM) carve(v6 bool) (netip.Prefix, error) {
-	bits := a.carveLen[v6]
+// carve returns the first subnet of DefaultPools, of the configured length
+// or of bits when given, that overlaps no pool of this host.
+func (a *IPAM) carve(v6 bool, bits int) (netip.Prefix, error) {
+	if bits == 0 {
+		bits = a.carveLen[v6]
+	}
 	var searched []netip.Prefix
 	for _, within := range a.defaultPools {
-		if within.Addr().Is6() != v6 {
+		if within.Addr().Is6() != v6 || within.Bits() > bits {
 			continue
 		}
 		if p, ok := a.firstFreeSubnet(within, bits); ok {
@@ -189,14 +246,55 @@ func (a *IPAM) firstFreeSubnet(within netip.Prefix, bits int) (netip.Prefix, boo
 	return netip.Prefix{}, false
 }
 
-// ReleasePool removes the pool and every address allocated in it.
+// ReleasePool gives back one RequestPool answer; the pool goes with the
+// last, or once no network uses it (a request answered twice after a
+// crash). A network of the driver still on a pool Docker lets go of was
+// never created in Docker's eyes: the driver forgets it. Releasing a pool
+// already gone succeeds, so a repeated release does.
 func (a *IPAM) ReleasePool(ctx context.Context, req *ipamapi.ReleasePoolRequest) error {
-	p, err := a.lockPool(ctx, req.PoolID)
-	if err != nil {
+	orphaned, err := a.releasePool(ctx, req.PoolID)
+	if err != nil || !orphaned.IsValid() {
 		return err
 	}
+	// After the lock is let go: the driver calls back into LocalRange.
+	a.users.PoolReleased(context.WithoutCancel(ctx), orphaned)
+	return nil
+}
+
+// releasePool does ReleasePool's part under the lock and returns the pool
+// the driver must forget its networks of, if any.
+func (a *IPAM) releasePool(ctx context.Context, id string) (orphaned netip.Prefix, err error) {
+	p, err := a.lockPool(ctx, id)
+	if errors.Is(err, ErrUnknownPool) {
+		a.log.WithField("pool_id", id).Debug("Pool released again")
+		return netip.Prefix{}, nil
+	}
+	if err != nil {
+		return netip.Prefix{}, err
+	}
 	defer a.unlock()
-	err = a.db.Update(func(tx *store.Tx) error {
+	used := a.users != nil && a.users.UsesPool(p.prefix)
+	if p.holders--; p.holders > 0 && (a.users == nil || used || !settled(p.since)) {
+		if err := a.db.Update(func(tx *store.Tx) error { return tx.Put(bucketPools, p.id, p.record()) }); err != nil {
+			p.holders++
+			return netip.Prefix{}, fmt.Errorf("release pool %s: %w", p.prefix, err)
+		}
+		return netip.Prefix{}, nil
+	}
+	if err := a.deletePool(p); err != nil {
+		p.holders++
+		return netip.Prefix{}, fmt.Errorf("release pool %s: %w", p.prefix, err)
+	}
+	a.log.WithFields(p.logFields()).WithField("allocations", len(p.taken)).Info("Pool released")
+	if used {
+		return p.prefix, nil
+	}
+	return netip.Prefix{}, nil
+}
+
+// deletePool removes p and its allocations from the store and memory.
+func (a *IPAM) deletePool(p *pool) error {
+	err := a.db.Update(func(tx *store.Tx) error {
 		for addr := range p.taken {
 			if err := tx.Delete(bucketAllocations, allocationKey(p.id, addr)); err != nil {
 				return err
@@ -205,10 +303,9 @@ func (a *IPAM) ReleasePool(ctx context.Context, req *ipamapi.ReleasePoolRequest)
 		return tx.Delete(bucketPools, p.id)
 	})
 	if err != nil {
-		return fmt.Errorf("release pool %s: %w", p.prefix, err)
+		return err
 	}
 	delete(a.pools, p.id)
-	a.log.WithFields(p.logFields()).WithField("allocations", len(p.taken)).Info("Pool released")
 	return nil
 }
 

@@ -23,18 +23,21 @@ type poolRecord struct {
 	AddressSpace string       `json:"address_space"`
 	Pool         netip.Prefix `json:"pool"`
 	Range        netip.Prefix `json:"range"`
+	// Holders is pool.holders; 0 in files of versions before it counts 1.
+	Holders int `json:"holders,omitempty"`
 }
 
 type allocationRecord struct {
-	PoolID  string     `json:"pool_id"`
-	Address netip.Addr `json:"address"`
-	Gateway bool       `json:"gateway,omitempty"`
+	PoolID    string     `json:"pool_id"`
+	Address   netip.Addr `json:"address"`
+	Gateway   bool       `json:"gateway,omitempty"`
+	Container bool       `json:"container,omitempty"` // allocation.container
 }
 
 func allocationKey(poolID string, a netip.Addr) string { return poolID + " " + a.String() }
 
 func (p *pool) record() poolRecord {
-	return poolRecord{AddressSpace: p.space, Pool: p.prefix, Range: p.rng}
+	return poolRecord{AddressSpace: p.space, Pool: p.prefix, Range: p.rng, Holders: p.holders}
 }
 
 func (p *pool) logFields() logrus.Fields {
@@ -70,9 +73,6 @@ func (a *IPAM) load() error {
 		return err
 	}
 	for _, p := range a.pools {
-		if !p.gateway.IsValid() {
-			return fmt.Errorf("pool record %q: %w: no gateway allocation", p.id, store.ErrCorrupt)
-		}
 		p.cursor = p.afterHighest()
 	}
 	if len(orphans) > 0 {
@@ -104,7 +104,7 @@ func (a *IPAM) loadPool(key string, decode func(any) error) error {
 	if err != nil {
 		return fmt.Errorf("pool record %q: %w: %w", key, store.ErrCorrupt, err)
 	}
-	p.gateway = netip.Addr{} // until its allocation record is read
+	p.holders = max(rec.Holders, 1)
 	a.pools[p.id] = p
 	return nil
 }
@@ -121,7 +121,7 @@ func (p *pool) restore(rec allocationRecord) error {
 	case !p.rng.Contains(rec.Address):
 		return fmt.Errorf("address %s is outside the allocation range %s", rec.Address, p.rng)
 	}
-	p.take(rec.Address)
+	p.take(rec.Address, allocation{container: rec.Container})
 	return nil
 }
 
@@ -130,7 +130,7 @@ func (p *pool) restore(rec allocationRecord) error {
 func (p *pool) afterHighest() netip.Addr {
 	highest := netip.Addr{}
 	for a := range p.taken {
-		if a != p.gateway && a.Compare(highest) > 0 {
+		if a != p.gateway && p.rng.Contains(a) && a.Compare(highest) > 0 {
 			highest = a
 		}
 	}

@@ -1,0 +1,118 @@
+package ipam
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/store"
+)
+
+// What a crash leaves behind, and how it is reclaimed.
+//
+// A call whose answer Docker never got (the plugin was killed after it
+// committed) leaves a pool no network uses, or an address no container
+// holds. Docker's retry of such a call arrives empty and is refused (package
+// api), so Docker gives up and the user repeats the command. The plugin is
+// both of Docker's drivers, so the network driver can say which pools its
+// networks use and which addresses its endpoints hold (Users):
+//   - RequestPool sent again with the same request gets the same pool; an
+//     overlapping one that no network uses, without containers, past the
+//     claim window, is reclaimed for the new request;
+//   - ReleasePool of a pool whose network Docker never created (its
+//     CreateNetwork answer was lost, so Docker rolls back) tells the network
+//     driver to forget that network;
+//   - an address given to a container but held by no endpoint past the
+//     claim window is released by Sweep.
+//
+// The claim window covers the time between Docker's calls of one command
+// (RequestPool and CreateNetwork, RequestAddress and CreateEndpoint): Docker
+// gives each call 30 s.
+const claimWindow = time.Minute
+
+// Users is the network driver as the IPAM driver asks it what its networks
+// and endpoints use.
+type Users interface {
+	// UsesPool reports whether a network of the driver has pool.
+	UsesPool(pool netip.Prefix) bool
+	// HoldsAddress reports whether an endpoint of the driver has addr.
+	HoldsAddress(addr netip.Addr) bool
+	// PoolReleased tells the driver Docker released pool: a network of the
+	// driver still holding it was never created in Docker's eyes.
+	PoolReleased(ctx context.Context, pool netip.Prefix)
+}
+
+// SetUsers wires the network driver in. Until it is set nothing is
+// reclaimed.
+func (a *IPAM) SetUsers(u Users) {
+	_ = a.lock(context.Background())
+	defer a.unlock()
+	a.users = u
+}
+
+// settled reports whether since is past the claim window (a zero time, of
+// something loaded at start-up, always is: the run that made it is over).
+func settled(since time.Time) bool {
+	return since.IsZero() || time.Since(since) > claimWindow
+}
+
+// abandoned reports whether p is left over from an interrupted `docker
+// network create`: no network uses it, no container address is in it, and
+// it is past the claim window. Called under the lock.
+func (a *IPAM) abandoned(p *pool) bool {
+	if a.users == nil || a.users.UsesPool(p.prefix) || !settled(p.since) {
+		return false
+	}
+	for _, how := range p.taken {
+		if how.container {
+			return false
+		}
+	}
+	return true
+}
+
+// Sweep releases the container addresses no endpoint holds past the claim
+// window: addresses whose RequestAddress answer a crash lost, or whose
+// ReleaseAddress Docker never sent (Docker itself was killed). The plugin
+// calls it periodically.
+func (a *IPAM) Sweep(ctx context.Context) error {
+	if err := a.lock(ctx); err != nil {
+		return err
+	}
+	defer a.unlock()
+	if a.users == nil {
+		return nil
+	}
+	type lost struct {
+		p    *pool
+		addr netip.Addr
+	}
+	var found []lost
+	for _, p := range a.pools {
+		for addr, how := range p.taken {
+			if how.container && settled(how.since) && !a.users.HoldsAddress(addr) {
+				found = append(found, lost{p, addr})
+			}
+		}
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	err := a.db.Update(func(tx *store.Tx) error {
+		for _, l := range found {
+			if err := tx.Delete(bucketAllocations, allocationKey(l.p.id, l.addr)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, l := range found {
+		l.p.free(l.addr)
+		a.log.WithFields(l.p.logFields()).WithField("address", l.addr).
+			Warn("Released an address no container holds (its docker run was interrupted)")
+	}
+	return nil
+}
