@@ -62,15 +62,11 @@ func (t *traffic) forget(endpointID string) {
 // Traffic reads the counters of every joined endpoint whose link is in a
 // container. An endpoint whose link cannot be found is left out.
 func (d *Driver) Traffic(ctx context.Context) ([]EndpointTraffic, error) {
-	sock, err := routeSocket(d.traffic.ns)
+	sock, ids, err := d.traffic.open()
 	if err != nil {
 		return nil, err
 	}
 	defer sock.Close()
-	ids, err := netnsIDs(sock)
-	if err != nil {
-		return nil, err
-	}
 	parents := map[string]int{}
 	var out []EndpointTraffic
 	for _, ep := range d.state.allEndpoints() {
@@ -116,17 +112,27 @@ func (d *Driver) inContainer(ep endpointRecord, network networkRecord) (bool, er
 	if err != nil || parent == nil {
 		return false, err
 	}
-	sock, err := routeSocket(d.traffic.ns)
+	sock, ids, err := d.traffic.open()
 	if err != nil {
 		return false, err
 	}
 	defer sock.Close()
-	ids, err := netnsIDs(sock)
-	if err != nil {
-		return false, err
-	}
 	link, err := d.traffic.find(sock, ids, ep, parent.Attrs().Index)
 	return link != nil, err
+}
+
+// open opens an rtnetlink socket and lists the namespaces it can look into.
+func (t *traffic) open() (*nl.SocketHandle, []int32, error) {
+	sock, err := routeSocket(t.ns)
+	if err != nil {
+		return nil, nil, err
+	}
+	ids, err := netnsIDs(sock)
+	if err != nil {
+		sock.Close()
+		return nil, nil, err
+	}
+	return sock, ids, nil
 }
 
 func countersOf(ep endpointRecord, s *netlink.LinkStatistics) EndpointTraffic {
