@@ -87,11 +87,12 @@ func (a *IPAM) allocate(p *pool, want netip.Addr) (netip.Addr, error) {
 }
 
 // lostAnswer reports whether addr was given to a container in an answer a
-// crash may have lost: taken for a container, past the claim window, and
-// held by no endpoint.
+// crash may have lost: taken for a container by an earlier run of the
+// plugin and held by no endpoint. (The user repeats the command only once
+// Docker gave up on it, so no endpoint for it is still on its way.)
 func (a *IPAM) lostAnswer(p *pool, addr netip.Addr) bool {
 	how, taken := p.taken[addr]
-	return taken && how.container && settled(how.since) && a.users != nil && !a.users.HoldsAddress(addr)
+	return taken && how.container && how.since.IsZero() && a.users != nil && !a.users.HoldsAddress(addr)
 }
 
 // reserveGateway reserves the gateway Docker asks for: an explicit

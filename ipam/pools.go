@@ -151,8 +151,7 @@ func parseSize(s string, v6 bool) (netip.Prefix, error) {
 func (a *IPAM) newPoolFor(space string, prefix, sub netip.Prefix) (*pool, error) {
 	for other := a.overlapping(prefix); other != nil; other = a.overlapping(prefix) {
 		if !a.abandoned(other) {
-			return nil, &Error{Kind: ErrInUse, Field: fieldPool, Value: prefix.String(),
-				Reason: fmt.Sprintf("overlaps pool %s (PoolID %s) already on this host", other.prefix, other.id)}
+			return nil, a.overlapError(prefix, other)
 		}
 		if err := a.deletePool(other); err != nil {
 			return nil, err
@@ -164,6 +163,20 @@ func (a *IPAM) newPoolFor(space string, prefix, sub netip.Prefix) (*pool, error)
 		return nil, err
 	}
 	return newPool(space, prefix, rng)
+}
+
+// overlapError refuses prefix for overlapping other, saying when other
+// goes if it looks left behind by an interrupted create.
+func (a *IPAM) overlapError(prefix netip.Prefix, other *pool) error {
+	reason := fmt.Sprintf("overlaps pool %s (PoolID %s) already on this host", other.prefix, other.id)
+	if a.users != nil && !a.users.UsesPool(other.prefix) {
+		since := other.since
+		if since.IsZero() {
+			since = a.started
+		}
+		reason += fmt.Sprintf("; no network uses it yet: if an interrupted docker network create left it, it is reclaimed from %s", since.Add(a.claimWindow).Format(time.TimeOnly))
+	}
+	return &Error{Kind: ErrInUse, Field: fieldPool, Value: prefix.String(), Reason: reason}
 }
 
 func (a *IPAM) overlapping(prefix netip.Prefix) *pool {
@@ -274,7 +287,7 @@ func (a *IPAM) releasePool(ctx context.Context, id string) (orphaned netip.Prefi
 	}
 	defer a.unlock()
 	used := a.users != nil && a.users.UsesPool(p.prefix)
-	if p.holders--; p.holders > 0 && (a.users == nil || used || !settled(p.since)) {
+	if p.holders--; p.holders > 0 && (a.users == nil || used || !a.settled(p.since)) {
 		if err := a.db.Update(func(tx *store.Tx) error { return tx.Put(bucketPools, p.id, p.record()) }); err != nil {
 			p.holders++
 			return netip.Prefix{}, fmt.Errorf("release pool %s: %w", p.prefix, err)

@@ -25,10 +25,12 @@ import (
 //   - an address given to a container but held by no endpoint past the
 //     claim window is released by Sweep.
 //
-// The claim window covers the time between Docker's calls of one command
-// (RequestPool and CreateNetwork, RequestAddress and CreateEndpoint): Docker
-// gives each call 30 s.
-const claimWindow = time.Minute
+// The claim window (Config.ClaimWindow) covers the time between Docker's
+// calls of one command (RequestPool and CreateNetwork, RequestAddress and
+// CreateEndpoint): Docker gives each call 30 s, and after a restart the
+// command's next call may still arrive. Nothing younger than the window, or
+// loaded at start-up less than the window ago, is reclaimed.
+const defaultClaimWindow = time.Minute
 
 // Users is the network driver as the IPAM driver asks it what its networks
 // and endpoints use.
@@ -50,17 +52,20 @@ func (a *IPAM) SetUsers(u Users) {
 	a.users = u
 }
 
-// settled reports whether since is past the claim window (a zero time, of
-// something loaded at start-up, always is: the run that made it is over).
-func settled(since time.Time) bool {
-	return since.IsZero() || time.Since(since) > claimWindow
+// settled reports whether something made at since (zero: loaded at
+// start-up) is past the claim window.
+func (a *IPAM) settled(since time.Time) bool {
+	if since.IsZero() {
+		since = a.started
+	}
+	return time.Since(since) > a.claimWindow
 }
 
 // abandoned reports whether p is left over from an interrupted `docker
 // network create`: no network uses it, no container address is in it, and
 // it is past the claim window. Called under the lock.
 func (a *IPAM) abandoned(p *pool) bool {
-	if a.users == nil || a.users.UsesPool(p.prefix) || !settled(p.since) {
+	if a.users == nil || a.users.UsesPool(p.prefix) || !a.settled(p.since) {
 		return false
 	}
 	for _, how := range p.taken {
@@ -74,7 +79,7 @@ func (a *IPAM) abandoned(p *pool) bool {
 // Sweep releases the container addresses no endpoint holds past the claim
 // window: addresses whose RequestAddress answer a crash lost, or whose
 // ReleaseAddress Docker never sent (Docker itself was killed). The plugin
-// calls it periodically.
+// calls it every SweepEvery.
 func (a *IPAM) Sweep(ctx context.Context) error {
 	if err := a.lock(ctx); err != nil {
 		return err
@@ -90,7 +95,7 @@ func (a *IPAM) Sweep(ctx context.Context) error {
 	var found []lost
 	for _, p := range a.pools {
 		for addr, how := range p.taken {
-			if how.container && settled(how.since) && !a.users.HoldsAddress(addr) {
+			if how.container && a.settled(how.since) && !a.users.HoldsAddress(addr) {
 				found = append(found, lost{p, addr})
 			}
 		}
@@ -116,3 +121,7 @@ func (a *IPAM) Sweep(ctx context.Context) error {
 	}
 	return nil
 }
+
+// SweepEvery is how often the plugin should call Sweep: often enough that
+// a leftover goes within two claim windows.
+func (a *IPAM) SweepEvery() time.Duration { return max(a.claimWindow/2, time.Second) }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	ipamapi "github.com/docker/go-plugins-helpers/ipam"
 )
@@ -50,10 +51,11 @@ func (u *users) use(pool string, addrs ...string) {
 	}
 }
 
-// withUsers restarts f with u wired in, as the plugin does at start-up: what
-// was stored is then from a previous run, past the claim window.
+// withUsers restarts f with u wired in, as the plugin does at start-up,
+// with a claim window so short that what was stored is past it.
 func (f *fixture) withUsers(u *users) {
 	f.t.Helper()
+	f.cfg.ClaimWindow = time.Nanosecond
 	f.restart()
 	f.a.SetUsers(u)
 }
@@ -97,8 +99,7 @@ func TestRequestPoolAgain(t *testing.T) {
 	f.withUsers(u)
 	f.requestPool(req)
 	f.requestPool(req)
-	f.restart()
-	f.a.SetUsers(u)
+	f.withUsers(u)
 	release()
 	if got := f.keys(bucketPools); len(got) != 0 {
 		t.Fatalf("pools after a release with no network on it: %q", got)
@@ -135,6 +136,9 @@ func TestReclaimAbandonedPool(t *testing.T) {
 			// may be on its way.
 			_, err := f.requestPool(ipamapi.RequestPoolRequest{Pool: "10.1.0.0/16", SubPool: "10.1.2.0/24"})
 			checkErr(t, err, ErrInUse, "overlaps pool 10.1.0.0/16")
+			if tc.reclaim {
+				checkErr(t, err, ErrInUse, "no network uses it yet: if an interrupted docker network create left it, it is reclaimed from")
+			}
 			f.withUsers(u)
 			res, err := f.requestPool(ipamapi.RequestPoolRequest{Pool: "10.1.0.0/16", SubPool: "10.1.2.0/24"})
 			if !tc.reclaim {

@@ -34,9 +34,6 @@ const (
 	// kernelResync is how often learned routes are checked against the
 	// kernel, restoring any deleted by hand.
 	kernelResync = 30 * time.Second
-	// addressSweep is how often addresses a crash left without a container
-	// are looked for; each must have waited past the IPAM's claim window.
-	addressSweep = time.Minute
 )
 
 func main() {
@@ -149,7 +146,7 @@ func start(ctx context.Context, cfg config, cfgErr error, getenv func(string) st
 	p := &plugin{db: db, bg: bg, cancel: cancel}
 	p.ipam, err = ipam.New(ipam.Config{
 		Store: db, DefaultPools: cfg.defaultPools, DefaultV4Len: cfg.defaultV4Len,
-		DefaultV6Len: cfg.defaultV6Len, LocalRanges: cfg.localRanges,
+		DefaultV6Len: cfg.defaultV6Len, LocalRanges: cfg.localRanges, ClaimWindow: cfg.claimWindow,
 		Log: log.WithField("component", "ipam"),
 	})
 	if err != nil {
@@ -191,10 +188,10 @@ func start(ctx context.Context, cfg config, cfgErr error, getenv func(string) st
 	return p, nil
 }
 
-// sweepAddresses releases, every addressSweep, the container addresses a
-// crash left without a container (ipam.Sweep).
+// sweepAddresses releases, every so often, the container addresses a crash
+// left without a container (ipam.Sweep).
 func (p *plugin) sweepAddresses(ctx context.Context, log *logrus.Entry) {
-	tick := time.NewTicker(addressSweep)
+	tick := time.NewTicker(p.ipam.SweepEvery())
 	defer tick.Stop()
 	for {
 		select {
