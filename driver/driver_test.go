@@ -139,6 +139,26 @@ func TestCreateCallsReplay(t *testing.T) {
 	}
 }
 
+// TestAddressReleasedForgetsEndpoint: the IPAM driver's release of an
+// address a stored endpoint still has (Docker rolling back a CreateEndpoint
+// whose answer it never got) deletes that endpoint, so the address is free
+// for the next container.
+func TestAddressReleasedForgetsEndpoint(t *testing.T) {
+	e := newTestEnv(t)
+	nw, lost, kept := networkID(1), endpointID(1), endpointID(2)
+	mustCreateNetwork(t, e, networkReq(nw, []*netapi.IPAMData{ipam("10.1.0.0/24", "")}, "parent", "eth0"))
+	mustCreateEndpoint(t, e, endpointReq(nw, lost, "10.1.0.5/24", ""))
+	mustCreateEndpoint(t, e, endpointReq(nw, kept, "10.1.0.6/24", ""))
+	if !e.d.HoldsAddress(netip.MustParseAddr("10.1.0.5")) || e.d.HoldsAddress(netip.MustParseAddr("10.1.0.7")) {
+		t.Fatal("HoldsAddress does not tell a held address from a free one")
+	}
+	e.d.AddressReleased(ctx, netip.MustParseAddr("10.1.0.5"))
+	if got := e.storedKeys(bucketEndpoints); !slices.Equal(got, []string{kept}) {
+		t.Errorf("stored endpoints %v, want only %s", got, short(kept))
+	}
+	mustCreateEndpoint(t, e, endpointReq(nw, endpointID(3), "10.1.0.5/24", ""))
+}
+
 // TestPoolReleasedForgetsUncreatedNetwork: the IPAM driver's release of a
 // pool a stored network still has (Docker rolling back a create whose
 // answer it never got) deletes that network and withdraws its subnet.

@@ -64,7 +64,7 @@ func (d *Driver) CreateEndpoint(ctx context.Context, req *netapi.CreateEndpointR
 func (d *Driver) checkAddressesFree(rec endpointRecord) error {
 	for _, other := range d.state.endpointsOf(rec.NetworkID) {
 		for _, a := range rec.Addresses {
-			if slices.ContainsFunc(other.Addresses, func(b netip.Prefix) bool { return b.Addr() == a.Addr() }) {
+			if other.holds(a.Addr()) {
 				return optionErr("ip", a.Addr().String(), "endpoint %s of network %s already has it", short(other.ID), short(rec.NetworkID))
 			}
 		}
@@ -148,12 +148,16 @@ func (d *Driver) DeleteEndpoint(ctx context.Context, req *netapi.DeleteEndpointR
 	if err := checkDockerID("endpoint", req.EndpointID); err != nil {
 		return err
 	}
+	return d.deleteEndpoint(ctx, req.EndpointID)
+}
+
+func (d *Driver) deleteEndpoint(ctx context.Context, id string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	d.changes.Lock()
 	defer d.changes.Unlock()
-	rec, ok := d.state.endpoint(req.EndpointID)
+	rec, ok := d.state.endpoint(id)
 	if !ok {
 		return nil
 	}

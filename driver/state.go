@@ -65,6 +65,10 @@ type endpointRecord struct {
 	Sandbox string `json:"sandbox,omitempty"`
 }
 
+func (e endpointRecord) holds(addr netip.Addr) bool {
+	return slices.ContainsFunc(e.Addresses, func(a netip.Prefix) bool { return a.Addr() == addr })
+}
+
 // state is the in-memory copy of the store. Accessors lock and hand out
 // copies, so no caller holds a pointer into the maps.
 type state struct {

@@ -19,9 +19,7 @@ func (d *Driver) UsesPool(prefix netip.Prefix) bool {
 
 // HoldsAddress reports whether an endpoint of this driver has addr.
 func (d *Driver) HoldsAddress(addr netip.Addr) bool {
-	return slices.ContainsFunc(d.state.allEndpoints(), func(e endpointRecord) bool {
-		return slices.ContainsFunc(e.Addresses, func(a netip.Prefix) bool { return a.Addr() == addr })
-	})
+	return slices.ContainsFunc(d.state.allEndpoints(), func(e endpointRecord) bool { return e.holds(addr) })
 }
 
 // PoolReleased forgets the networks still on a pool Docker released: Docker
@@ -40,5 +38,25 @@ func (d *Driver) PoolReleased(ctx context.Context, released netip.Prefix) {
 			continue
 		}
 		log.Warn("forgot a network Docker never created (its docker network create was interrupted)")
+	}
+}
+
+// AddressReleased forgets the endpoints still holding an address Docker
+// released: Docker deletes an endpoint before it releases its address, so an
+// endpoint still here is one whose CreateEndpoint answer Docker never got
+// (and rolled back), or whose DeleteEndpoint failed while Docker went on.
+// Without this it would keep the address from the next container and count
+// against the route budget for good.
+func (d *Driver) AddressReleased(ctx context.Context, addr netip.Addr) {
+	for _, ep := range d.state.allEndpoints() {
+		if !ep.holds(addr) {
+			continue
+		}
+		log := d.log.WithFields(logrus.Fields{"endpoint": ep.ID, "network": ep.NetworkID, "address": addr})
+		if err := d.deleteEndpoint(ctx, ep.ID); err != nil {
+			log.WithError(err).Error("forgetting an endpoint Docker no longer has")
+			continue
+		}
+		log.Warn("forgot an endpoint Docker no longer has (its docker run or docker rm was interrupted)")
 	}
 }

@@ -137,35 +137,49 @@ func (a *IPAM) reserveGateway(p *pool, want netip.Addr) (netip.Addr, error) {
 // ReleaseAddress frees a container address. Releasing the gateway succeeds
 // and keeps it reserved: Docker releases it only while removing the network,
 // and ReleasePool follows. Releasing a free address succeeds, so a repeated
-// release does.
+// release does. An endpoint of the driver still holding the address was
+// never created in Docker's eyes, or its delete failed (Docker deletes an
+// endpoint before it releases its address): the driver forgets it.
 func (a *IPAM) ReleaseAddress(ctx context.Context, req *ipamapi.ReleaseAddressRequest) error {
 	addr, err := parseAddress(fieldReleased, req.Address)
 	if err != nil {
 		return err
 	}
-	p, err := a.lockPool(ctx, req.PoolID)
+	released, err := a.releaseAddress(ctx, req.PoolID, addr)
+	if err != nil || !released || a.users == nil {
+		return err
+	}
+	// After the lock is let go: the driver may call back.
+	a.users.AddressReleased(context.WithoutCancel(ctx), addr)
+	return nil
+}
+
+// releaseAddress does ReleaseAddress's part under the lock and reports
+// whether a container address was released.
+func (a *IPAM) releaseAddress(ctx context.Context, poolID string, addr netip.Addr) (bool, error) {
+	p, err := a.lockPool(ctx, poolID)
 	if errors.Is(err, ErrUnknownPool) {
-		return nil // released with its pool
+		return false, nil // released with its pool
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer a.unlock()
 	if !p.prefix.Contains(addr) {
-		return invalid(fieldReleased, addr.String(), "outside pool %s", p.prefix)
+		return false, invalid(fieldReleased, addr.String(), "outside pool %s", p.prefix)
 	}
 	if addr == p.gateway {
-		return nil
+		return false, nil
 	}
 	if !p.isTaken(addr) {
 		a.log.WithFields(p.logFields()).WithField("address", addr).Debug("Address released again")
-		return nil
+		return false, nil
 	}
 	err = a.db.Update(func(tx *store.Tx) error { return tx.Delete(bucketAllocations, allocationKey(p.id, addr)) })
 	if err != nil {
-		return fmt.Errorf("release %s in pool %s: %w", addr, p.prefix, err)
+		return false, fmt.Errorf("release %s in pool %s: %w", addr, p.prefix, err)
 	}
 	p.free(addr)
 	a.log.WithFields(p.logFields()).WithField("address", addr).Debug("Address released")
-	return nil
+	return true, nil
 }

@@ -33,9 +33,6 @@ type pool struct {
 	// released address is handed out again only after the range wraps: its
 	// /32 withdrawal has long reached every peer by then.
 	cursor netip.Addr
-	// holders counts the RequestPool answers not yet released: the same
-	// request sent again (a retry after a crash) gets the same pool.
-	holders int
 	// since is when this run created the pool; zero for a pool loaded from
 	// the store (reclaim.go).
 	since time.Time
@@ -65,7 +62,6 @@ func newPool(space string, prefix, rng netip.Prefix) (*pool, error) {
 		reserved: []netip.Addr{prefix.Addr()},
 		taken:    map[netip.Addr]allocation{},
 		cursor:   rng.Addr(),
-		holders:  1,
 	}
 	if prefix.Addr().Is4() {
 		p.reserved = append(p.reserved, lastAddr(prefix))

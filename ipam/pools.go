@@ -27,8 +27,8 @@ const (
 // RequestPool registers the network's subnet, or carves one from
 // DefaultPools when none is given (or only its size: Docker 29 sends
 // 0.0.0.0/24 for "a /24 of your choice"). It reserves no gateway: Docker
-// asks for one with RequestAddress when the network needs it. The same
-// request sent again gets the same pool (reclaim.go).
+// asks for one with RequestAddress when the network needs it. A request
+// whose answer a crash lost gets the same answer again (reclaim.go).
 func (a *IPAM) RequestPool(ctx context.Context, req *ipamapi.RequestPoolRequest) (*ipamapi.RequestPoolResponse, error) {
 	space, prefix, sub, err := parsePoolRequest(req)
 	if err != nil {
@@ -38,51 +38,48 @@ func (a *IPAM) RequestPool(ctx context.Context, req *ipamapi.RequestPoolRequest)
 		return nil, err
 	}
 	defer a.unlock()
-	var p *pool
 	if isSize(prefix) {
 		if prefix, err = a.carve(req.V6, max(prefix.Bits(), 0)); err != nil {
 			return nil, err
 		}
-	} else if p, err = a.samePool(space, prefix, sub); err != nil {
-		return nil, err
+	} else if p := a.lostPool(space, prefix, sub); p != nil {
+		a.log.WithFields(p.logFields()).Info("Pool requested again after a restart: the same answer")
+		return poolAnswer(p), nil
 	}
-	if p != nil {
-		p.holders++
-	} else if p, err = a.newPoolFor(space, prefix, sub); err != nil {
+	p, err := a.newPoolFor(space, prefix, sub)
+	if err != nil {
 		return nil, err
 	}
 	if err := a.db.Update(func(tx *store.Tx) error { return tx.Put(bucketPools, p.id, p.record()) }); err != nil {
-		if p.holders--; p.holders == 0 {
-			delete(a.pools, p.id)
-		}
 		return nil, fmt.Errorf("save pool %s: %w", p.prefix, err)
 	}
-	if p.holders == 1 {
-		p.since = time.Now()
-		a.pools[p.id] = p
-		a.log.WithFields(p.logFields()).Info("Pool created")
-	} else {
-		a.log.WithFields(p.logFields()).WithField("holders", p.holders).Info("Pool requested again: the same answer")
-	}
-	return &ipamapi.RequestPoolResponse{PoolID: p.id, Pool: p.prefix.String(), Data: map[string]string{}}, nil
+	p.since = time.Now()
+	a.pools[p.id] = p
+	a.log.WithFields(p.logFields()).Info("Pool created")
+	return poolAnswer(p), nil
+}
+
+func poolAnswer(p *pool) *ipamapi.RequestPoolResponse {
+	return &ipamapi.RequestPoolResponse{PoolID: p.id, Pool: p.prefix.String(), Data: map[string]string{}}
 }
 
 // isSize reports a request naming only a pool's size: no prefix, or an
 // unspecified address (0.0.0.0/24, ::/96). The size is 0 without a prefix.
 func isSize(p netip.Prefix) bool { return !p.IsValid() || p.Addr().IsUnspecified() }
 
-// samePool finds the pool an identical earlier request created: that request
-// again gets it.
-func (a *IPAM) samePool(space string, prefix, sub netip.Prefix) (*pool, error) {
+// lostPool finds the pool an identical request made before the plugin
+// restarted, if no network uses it: that request's answer was lost (the
+// plugin was killed), and the user's repeat gets it. Within one run an
+// identical request is an overlap, as Docker's own IPAM says.
+func (a *IPAM) lostPool(space string, prefix, sub netip.Prefix) *pool {
 	p := a.pools[poolID(space, prefix)]
-	if p == nil {
-		return nil, nil
+	if p == nil || !p.since.IsZero() || a.users == nil || a.users.UsesPool(p.prefix) {
+		return nil
 	}
-	rng, err := a.allocationRange(prefix, sub)
-	if err != nil || rng != p.rng {
-		return nil, err
+	if rng, err := a.allocationRange(prefix, sub); err != nil || rng != p.rng {
+		return nil
 	}
-	return p, nil
+	return p
 }
 
 // parsePoolRequest checks everything about req that does not depend on
@@ -259,24 +256,23 @@ func (a *IPAM) firstFreeSubnet(within netip.Prefix, bits int) (netip.Prefix, boo
 	return netip.Prefix{}, false
 }
 
-// ReleasePool gives back one RequestPool answer; the pool goes with the
-// last, or once no network uses it (a request answered twice after a
-// crash). A network of the driver still on a pool Docker lets go of was
-// never created in Docker's eyes: the driver forgets it. Releasing a pool
-// already gone succeeds, so a repeated release does.
+// ReleasePool removes the pool and every address allocated in it. A network
+// of the driver still on it was never created in Docker's eyes (Docker
+// deletes a network before it releases its pool): the driver forgets it.
+// Releasing a pool already gone succeeds, so a repeated release does.
 func (a *IPAM) ReleasePool(ctx context.Context, req *ipamapi.ReleasePoolRequest) error {
-	orphaned, err := a.releasePool(ctx, req.PoolID)
-	if err != nil || !orphaned.IsValid() {
+	released, err := a.releasePool(ctx, req.PoolID)
+	if err != nil || !released.IsValid() || a.users == nil {
 		return err
 	}
 	// After the lock is let go: the driver calls back into LocalRange.
-	a.users.PoolReleased(context.WithoutCancel(ctx), orphaned)
+	a.users.PoolReleased(context.WithoutCancel(ctx), released)
 	return nil
 }
 
 // releasePool does ReleasePool's part under the lock and returns the pool
-// the driver must forget its networks of, if any.
-func (a *IPAM) releasePool(ctx context.Context, id string) (orphaned netip.Prefix, err error) {
+// it released, if any.
+func (a *IPAM) releasePool(ctx context.Context, id string) (netip.Prefix, error) {
 	p, err := a.lockPool(ctx, id)
 	if errors.Is(err, ErrUnknownPool) {
 		a.log.WithField("pool_id", id).Debug("Pool released again")
@@ -286,23 +282,11 @@ func (a *IPAM) releasePool(ctx context.Context, id string) (orphaned netip.Prefi
 		return netip.Prefix{}, err
 	}
 	defer a.unlock()
-	used := a.users != nil && a.users.UsesPool(p.prefix)
-	if p.holders--; p.holders > 0 && (a.users == nil || used || !a.settled(p.since)) {
-		if err := a.db.Update(func(tx *store.Tx) error { return tx.Put(bucketPools, p.id, p.record()) }); err != nil {
-			p.holders++
-			return netip.Prefix{}, fmt.Errorf("release pool %s: %w", p.prefix, err)
-		}
-		return netip.Prefix{}, nil
-	}
 	if err := a.deletePool(p); err != nil {
-		p.holders++
 		return netip.Prefix{}, fmt.Errorf("release pool %s: %w", p.prefix, err)
 	}
 	a.log.WithFields(p.logFields()).WithField("allocations", len(p.taken)).Info("Pool released")
-	if used {
-		return p.prefix, nil
-	}
-	return netip.Prefix{}, nil
+	return p.prefix, nil
 }
 
 // deletePool removes p and its allocations from the store and memory.

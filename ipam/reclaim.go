@@ -11,17 +11,20 @@ import (
 // What a crash leaves behind, and how it is reclaimed.
 //
 // A call whose answer Docker never got (the plugin was killed after it
-// committed) leaves a pool no network uses, or an address no container
-// holds. Docker's retry of such a call arrives empty and is refused (package
-// api), so Docker gives up and the user repeats the command. The plugin is
-// both of Docker's drivers, so the network driver can say which pools its
-// networks use and which addresses its endpoints hold (Users):
-//   - RequestPool sent again with the same request gets the same pool; an
-//     overlapping one that no network uses, without containers, past the
-//     claim window, is reclaimed for the new request;
-//   - ReleasePool of a pool whose network Docker never created (its
-//     CreateNetwork answer was lost, so Docker rolls back) tells the network
-//     driver to forget that network;
+// committed) leaves a pool no network uses, an address no container holds,
+// or a network or endpoint record Docker does not know. Docker's retry of
+// such a call arrives empty and is refused (package api), so Docker rolls
+// back or gives up, and the user repeats the command. The plugin is both of
+// Docker's drivers, so the network driver can say which pools its networks
+// use and which addresses its endpoints hold (Users):
+//   - the same RequestPool again after a restart gets the same pool, if no
+//     network uses it; an overlapping one that no network uses, without
+//     containers, past the claim window, is reclaimed for a new request;
+//   - Docker releases a pool only after deleting its network, and an
+//     address only after deleting its endpoint: a network or endpoint of
+//     the driver still on a released pool or address is one whose create
+//     Docker rolled back (or whose delete failed), and the driver forgets
+//     it (PoolReleased, AddressReleased);
 //   - an address given to a container but held by no endpoint past the
 //     claim window is released by Sweep.
 //
@@ -42,6 +45,9 @@ type Users interface {
 	// PoolReleased tells the driver Docker released pool: a network of the
 	// driver still holding it was never created in Docker's eyes.
 	PoolReleased(ctx context.Context, pool netip.Prefix)
+	// AddressReleased tells the driver Docker released addr: an endpoint
+	// of the driver still holding it is gone in Docker's eyes.
+	AddressReleased(ctx context.Context, addr netip.Addr)
 }
 
 // SetUsers wires the network driver in. Until it is set nothing is

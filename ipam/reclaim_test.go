@@ -14,10 +14,11 @@ import (
 // users is what a network driver would say about its networks and
 // endpoints; the driver's own tests run it against the real IPAM.
 type users struct {
-	mu       sync.Mutex
-	pools    map[netip.Prefix]bool
-	held     map[netip.Addr]bool
-	released []netip.Prefix
+	mu        sync.Mutex
+	pools     map[netip.Prefix]bool
+	held      map[netip.Addr]bool
+	released  []netip.Prefix
+	addresses []netip.Addr // released
 }
 
 func newUsers() *users {
@@ -42,6 +43,12 @@ func (u *users) PoolReleased(_ context.Context, p netip.Prefix) {
 	u.released = append(u.released, p)
 }
 
+func (u *users) AddressReleased(_ context.Context, a netip.Addr) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.addresses = append(u.addresses, a)
+}
+
 func (u *users) use(pool string, addrs ...string) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -64,45 +71,55 @@ func (f *fixture) requestPool(req ipamapi.RequestPoolRequest) (*ipamapi.RequestP
 	return f.a.RequestPool(context.Background(), &req)
 }
 
-// TestRequestPoolAgain: the same request sent twice (the first answer lost
-// in a crash) gets the same answer, and the pool stays until both are
-// released, or until no network uses it.
+// TestRequestPoolAgain: the same request sent again after a restart (the
+// first answer lost in the crash) gets the same answer while no network
+// uses the pool; within one run, or once a network uses it, it overlaps.
 func TestRequestPoolAgain(t *testing.T) {
 	f := newFixture(t, Config{LocalRanges: prefixes("10.244.1.0/24")})
+	u := newUsers()
+	f.a.SetUsers(u)
 	req := ipamapi.RequestPoolRequest{AddressSpace: LocalAddressSpace, Pool: "10.244.0.0/16"}
 	first, err := f.requestPool(req)
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, err = f.requestPool(req)
+	checkErr(t, err, ErrInUse, "overlaps pool 10.244.0.0/16")
 	f.restart()
+	f.a.SetUsers(u)
 	again, err := f.requestPool(req)
 	if err != nil || again.PoolID != first.PoolID || again.Pool != first.Pool {
-		t.Fatalf("the same request again: %+v, %v; want %+v", again, err, first)
+		t.Fatalf("the same request after a restart: %+v, %v; want %+v", again, err, first)
 	}
-	release := func() {
-		if err := f.a.ReleasePool(context.Background(), &ipamapi.ReleasePoolRequest{PoolID: first.PoolID}); err != nil {
+	_, err = f.requestPool(ipamapi.RequestPoolRequest{AddressSpace: LocalAddressSpace, Pool: "10.244.0.0/16", SubPool: "10.244.1.0/25"})
+	checkErr(t, err, ErrInUse, "overlaps pool 10.244.0.0/16")
+	u.use("10.244.0.0/16")
+	_, err = f.requestPool(req)
+	checkErr(t, err, ErrInUse, "overlaps pool 10.244.0.0/16")
+	if err := f.a.ReleasePool(context.Background(), &ipamapi.ReleasePoolRequest{PoolID: first.PoolID}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.keys(bucketPools); len(got) != 0 {
+		t.Fatalf("pools after the release: %q", got)
+	}
+}
+
+// TestReleaseAddressTellsDriver: Docker releasing a container address is
+// heard by the driver, whose endpoint still on it is gone in Docker's eyes;
+// the gateway's release and a repeated release are not.
+func TestReleaseAddressTellsDriver(t *testing.T) {
+	f := newFixture(t, Config{})
+	u := newUsers()
+	f.a.SetUsers(u)
+	res := f.pool("10.7.0.0/24", "", false)
+	f.address(res.PoolID, "10.7.0.5")
+	for _, a := range []string{"10.7.0.5", "10.7.0.5", "10.7.0.1"} {
+		if err := f.release(res.PoolID, a); err != nil {
 			t.Fatal(err)
 		}
 	}
-	release()
-	if got := f.keys(bucketPools); !slices.Equal(got, []string{first.PoolID}) {
-		t.Fatalf("pools after one of two releases: %q", got)
-	}
-	release()
-	if got := f.keys(bucketPools); len(got) != 0 {
-		t.Fatalf("pools after both releases: %q", got)
-	}
-
-	// With the driver wired in, a pool no network uses goes with its last
-	// network's release, however often it was requested.
-	u := newUsers()
-	f.withUsers(u)
-	f.requestPool(req)
-	f.requestPool(req)
-	f.withUsers(u)
-	release()
-	if got := f.keys(bucketPools); len(got) != 0 {
-		t.Fatalf("pools after a release with no network on it: %q", got)
+	if want := []netip.Addr{netip.MustParseAddr("10.7.0.5")}; !slices.Equal(u.addresses, want) {
+		t.Errorf("driver told of %v, want %v", u.addresses, want)
 	}
 }
 

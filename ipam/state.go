@@ -23,8 +23,6 @@ type poolRecord struct {
 	AddressSpace string       `json:"address_space"`
 	Pool         netip.Prefix `json:"pool"`
 	Range        netip.Prefix `json:"range"`
-	// Holders is pool.holders; 0 in files of versions before it counts 1.
-	Holders int `json:"holders,omitempty"`
 }
 
 type allocationRecord struct {
@@ -37,11 +35,15 @@ type allocationRecord struct {
 func allocationKey(poolID string, a netip.Addr) string { return poolID + " " + a.String() }
 
 func (p *pool) record() poolRecord {
-	return poolRecord{AddressSpace: p.space, Pool: p.prefix, Range: p.rng, Holders: p.holders}
+	return poolRecord{AddressSpace: p.space, Pool: p.prefix, Range: p.rng}
 }
 
 func (p *pool) logFields() logrus.Fields {
-	return logrus.Fields{"pool": p.prefix, "range": p.rng, "gateway": p.gateway}
+	fields := logrus.Fields{"pool": p.prefix, "range": p.rng}
+	if p.gateway.IsValid() {
+		fields["gateway"] = p.gateway
+	}
+	return fields
 }
 
 // load rebuilds the pools from the store. Allocations whose pool is gone
@@ -104,7 +106,6 @@ func (a *IPAM) loadPool(key string, decode func(any) error) error {
 	if err != nil {
 		return fmt.Errorf("pool record %q: %w: %w", key, store.ErrCorrupt, err)
 	}
-	p.holders = max(rec.Holders, 1)
 	a.pools[p.id] = p
 	return nil
 }

@@ -9,10 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	ipamapi "github.com/docker/go-plugins-helpers/ipam"
 	netapi "github.com/docker/go-plugins-helpers/network"
@@ -31,6 +33,18 @@ const (
 // Docker is the engine's side of the plugin protocol.
 type Docker struct {
 	client *http.Client
+	// retryFor, when set, makes a call retry as dockerd's plugin client
+	// does (see Retrying).
+	retryFor time.Duration
+}
+
+// Retrying returns a Docker that retries a call whose connection failed as
+// dockerd's plugin client does (pkg/plugins/client.go): after 1, 2, 4, 8 s,
+// for up to 30 s, sending the request buffer the failed attempt already
+// drained, so a plugin that died in the middle of a call gets its retries
+// with an empty body.
+func (d *Docker) Retrying() *Docker {
+	return &Docker{client: d.client, retryFor: 30 * time.Second}
 }
 
 // New sends the calls with client, which must reach the plugin whatever
@@ -59,14 +73,9 @@ func (d *Docker) Call(method string, req, answer any) error {
 	if err != nil {
 		return fmt.Errorf("encode %s request: %w", method, err)
 	}
-	httpReq, err := http.NewRequest(http.MethodPost, "http://plugin/"+method, bytes.NewReader(body))
+	resp, err := d.send(method, body)
 	if err != nil {
-		return fmt.Errorf("build %s request: %w", method, err)
-	}
-	httpReq.Header.Set("Accept", acceptHeader)
-	resp, err := d.client.Do(httpReq)
-	if err != nil {
-		return fmt.Errorf("send %s: %w", method, err)
+		return err
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
@@ -87,6 +96,30 @@ func (d *Docker) Call(method string, req, answer any) error {
 		return fmt.Errorf("decode %s answer %q: %w", method, raw, err)
 	}
 	return nil
+}
+
+// send posts body, retrying as Retrying says.
+func (d *Docker) send(method string, body []byte) (*http.Response, error) {
+	started := time.Now()
+	for backoff := time.Second; ; backoff *= 2 {
+		httpReq, err := http.NewRequest(http.MethodPost, "http://plugin/"+method, bytes.NewReader(body))
+		if err != nil {
+			return nil, fmt.Errorf("build %s request: %w", method, err)
+		}
+		httpReq.Header.Set("Accept", acceptHeader)
+		resp, err := d.client.Do(httpReq)
+		if err == nil {
+			return resp, nil
+		}
+		if d.retryFor == 0 || time.Since(started)+backoff >= d.retryFor {
+			return nil, fmt.Errorf("send %s: %w", method, err)
+		}
+		time.Sleep(backoff)
+		var op *net.OpError
+		if !errors.As(err, &op) || op.Op != "dial" {
+			body = nil // the failed attempt drained it
+		}
+	}
 }
 
 // MustCall is Call that fails the test on any error.

@@ -4,15 +4,18 @@
 //
 // A point is armed by writing its name ("NetworkDriver.Join:link-created")
 // into the file "failpoint" in the plugin's state directory (the plugin's
-// propagated mount on a Docker host). The file is removed just before the
-// kill, so the plugin Docker restarts runs on. Without the file nothing
-// happens but one failed stat per point passed.
+// propagated mount on a Docker host); "NAME@N" fires the Nth time the
+// process passes NAME. The file is removed just before the kill, so the
+// plugin Docker restarts runs on. Without the file nothing happens but one
+// failed read per point passed.
 package failpoint
 
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 )
@@ -20,7 +23,12 @@ import (
 // FileName is the file in the state directory that arms a point.
 const FileName = "failpoint"
 
-var armFile atomic.Pointer[string]
+var (
+	armFile atomic.Pointer[string]
+
+	mu     sync.Mutex
+	passes = map[string]int{} // by point
+)
 
 // Enable makes Hit look for the arming file in dir.
 func Enable(dir string) {
@@ -35,7 +43,18 @@ func Hit(point string) {
 		return
 	}
 	raw, err := os.ReadFile(*path)
-	if err != nil || strings.TrimSpace(string(raw)) != point {
+	if err != nil {
+		return
+	}
+	name, nth, _ := strings.Cut(strings.TrimSpace(string(raw)), "@")
+	if name != point {
+		return
+	}
+	mu.Lock()
+	passes[point]++
+	n := passes[point]
+	mu.Unlock()
+	if want, err := strconv.Atoi(nth); err == nil && n != want {
 		return
 	}
 	if os.Remove(*path) != nil {

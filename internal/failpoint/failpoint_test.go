@@ -8,19 +8,21 @@ import (
 	"testing"
 )
 
-// TestHitKillsOnce runs a child process that passes two points with the
-// second armed: it dies by SIGKILL there, and the arming file is gone.
+// TestHitKillsOnce runs a child process that passes two points, the second
+// twice, with the second pass of the second armed: it dies by SIGKILL
+// there, and the arming file is gone.
 func TestHitKillsOnce(t *testing.T) {
 	if dir := os.Getenv("FAILPOINT_CHILD_DIR"); dir != "" {
 		Enable(dir)
 		Hit("Call:first")
 		os.WriteFile(filepath.Join(dir, "passed-first"), nil, 0o600)
 		Hit("Call:second")
+		Hit("Call:second")
 		os.WriteFile(filepath.Join(dir, "passed-second"), nil, 0o600)
 		return
 	}
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, FileName), []byte("Call:second\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, FileName), []byte("Call:second@2\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	run := func() error {
