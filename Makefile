@@ -46,7 +46,7 @@ check:
 
 # Unit tests and the namespace tests (real kernel, real FRR and BIRD).
 unit: deps
-	$(GO) test -count=1 ./...
+	IPVLAN_BGP_REQUIRE_ALL=1 $(GO) test -count=1 ./...
 
 # Everything the lab VM runs: the plugin, the kernel-dependent test binaries,
 # the scenarios.

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	netapi "github.com/docker/go-plugins-helpers/network"
 	"github.com/vishvananda/netlink"
@@ -408,7 +407,8 @@ func TestAnnouncedOnceInContainer(t *testing.T) {
 	e.markJoined(ep)
 	e.markJoined(early)
 
-	time.Sleep(5 * movePoll)
+	// Reconcile (run by markJoined's start) looks once before it leaves
+	// the watch to poll: that look saw the link in the host.
 	if got := e.ann.prefixes(ep); got != nil {
 		t.Fatalf("announced %v while the link is still in the host", got)
 	}
@@ -430,7 +430,9 @@ func TestAnnouncedOnceInContainer(t *testing.T) {
 	if e.hasLink(childName(early)) {
 		t.Error("Leave left the link in the host namespace")
 	}
-	time.Sleep(5 * movePoll)
+	// The watch of early ends at its next look, the link being gone; ep's
+	// ended once it was announced.
+	e.d.watchers.Wait()
 	if got := e.ann.prefixes(early); got != nil {
 		t.Errorf("an endpoint that left before its link moved is announced: %v", got)
 	}
