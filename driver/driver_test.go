@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	netapi "github.com/docker/go-plugins-helpers/network"
 	"github.com/vishvananda/netlink"
 
+	"github.com/ipvlan-bgp/ipvlan-bgp/api"
 	"github.com/ipvlan-bgp/ipvlan-bgp/store"
 )
 
@@ -544,4 +546,74 @@ func TestJoinOptions(t *testing.T) {
 	}
 	_, err = join(map[string]any{"communities": "65000"})
 	checkOptionError(t, err, "communities", "numbers")
+}
+
+// TestJoinResponse: what Join tells Docker for each kind of network and
+// container. L3 gives connected default routes, one per family the
+// container has (Docker 28 takes them as gateway candidates and installs
+// the one --gw-priority picks), never a gateway address; L2 gives the
+// network's gateways; a name the user chose goes to DstName.
+func TestJoinResponse(t *testing.T) {
+	v4 := netip.MustParsePrefix("10.1.0.5/24")
+	v6 := netip.MustParsePrefix("fd00:1::5/64")
+	pools := []pool{{Prefix: netip.MustParsePrefix("10.1.0.0/24"), Gateway: netip.MustParseAddr("10.1.0.1")},
+		{Prefix: netip.MustParsePrefix("fd00:1::/64"), Gateway: netip.MustParseAddr("fd00:1::1")}}
+	v4Route := &netapi.StaticRoute{Destination: "0.0.0.0/0", RouteType: routeConnected}
+	v6Route := &netapi.StaticRoute{Destination: "::/0", RouteType: routeConnected}
+	ep := func(ifname string, addrs ...netip.Prefix) endpointRecord {
+		return endpointRecord{ID: endpointID(1), Addresses: addrs, Config: endpointConfig{IfName: ifname}}
+	}
+	net := func(mode ipvlanMode) networkRecord {
+		return networkRecord{Config: networkConfig{Mode: mode}, Pools: pools}
+	}
+	tests := []struct {
+		name    string
+		ep      endpointRecord
+		network networkRecord
+		routes  []*netapi.StaticRoute
+		gw, gw6 string
+		dstName string
+	}{
+		{"l3 dual stack", ep("", v4, v6), net(modeL3), []*netapi.StaticRoute{v4Route, v6Route}, "", "", ""},
+		{"l3 IPv6 only", ep("", v6), net(modeL3), []*netapi.StaticRoute{v6Route}, "", "", ""},
+		{"l3s IPv4 only", ep("", v4), net(modeL3S), []*netapi.StaticRoute{v4Route}, "", "", ""},
+		{"l2", ep("", v4, v6), net(modeL2), nil, "10.1.0.1", "fd00:1::1", ""},
+		{"l2 without an IPv6 gateway", ep("", v6), networkRecord{Config: networkConfig{Mode: modeL2}, Pools: []pool{{Prefix: netip.MustParsePrefix("fd00:1::/64")}}},
+			[]*netapi.StaticRoute{v6Route}, "", "", ""},
+		{"a chosen name", ep("data0", v4), net(modeL3), []*netapi.StaticRoute{v4Route}, "", "", "data0"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := joinResponse(tc.ep, tc.network)
+			want := &api.JoinResponse{
+				InterfaceName: api.InterfaceName{SrcName: childName(tc.ep.ID), DstName: tc.dstName, DstPrefix: "eth"},
+				Gateway:       tc.gw, GatewayIPv6: tc.gw6, StaticRoutes: tc.routes, DisableGatewayService: true,
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("got  %+v\nwant %+v", got, want)
+			}
+		})
+	}
+}
+
+// TestGwAllocCheck: Docker 28 asks before allocating gateways: L3 and L3S
+// networks need none, L2 keeps its own; bad options fail here.
+func TestGwAllocCheck(t *testing.T) {
+	d := &Driver{}
+	for _, tc := range []struct {
+		opts map[string]any
+		skip bool
+	}{
+		{generic("parent", "eth0"), true},
+		{generic("parent", "eth0", "ipvlan_mode", "l3s"), true},
+		{generic(), true}, // internal: a dummy parent
+		{generic("parent", "eth0", "ipvlan_mode", "l2"), false},
+	} {
+		got, err := d.GwAllocCheck(ctx, &api.GwAllocCheckRequest{Options: tc.opts})
+		if err != nil || got.SkipIPv4 != tc.skip || got.SkipIPv6 != tc.skip {
+			t.Errorf("options %v: %+v, %v; want skip %v", tc.opts, got, err, tc.skip)
+		}
+	}
+	_, err := d.GwAllocCheck(ctx, &api.GwAllocCheckRequest{Options: generic("parent", "eth0", "ipvlan_mode", "l4")})
+	checkOptionError(t, err, "ipvlan_mode", "want one of")
 }

@@ -7,6 +7,8 @@ import (
 
 	netapi "github.com/docker/go-plugins-helpers/network"
 	"github.com/vishvananda/netlink"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/api"
 )
 
 // These tests need ipvlan, 802.1q or dummy links. They skip where the
@@ -26,7 +28,7 @@ func (e *testEnv) oneEndpoint() (network, endpoint string) {
 	return network, endpoint
 }
 
-func (e *testEnv) join(network, endpoint string) *netapi.JoinResponse {
+func (e *testEnv) join(network, endpoint string) *api.JoinResponse {
 	e.t.Helper()
 	resp, err := e.d.Join(ctx, &netapi.JoinRequest{NetworkID: network, EndpointID: endpoint, SandboxKey: "/var/run/docker/netns/test"})
 	if err != nil {
@@ -106,9 +108,9 @@ func TestLifecycle(t *testing.T) {
 	}
 }
 
-func checkJoinResponse(t *testing.T, resp *netapi.JoinResponse, name string, l2 bool) {
+func checkJoinResponse(t *testing.T, resp *api.JoinResponse, name string, l2 bool) {
 	t.Helper()
-	if resp.InterfaceName != (netapi.InterfaceName{SrcName: name, DstPrefix: "eth"}) || !resp.DisableGatewayService {
+	if resp.InterfaceName != (api.InterfaceName{SrcName: name, DstPrefix: "eth"}) || !resp.DisableGatewayService {
 		t.Errorf("interface %+v, gateway service disabled %v", resp.InterfaceName, resp.DisableGatewayService)
 	}
 	var routes []netapi.StaticRoute

@@ -11,6 +11,7 @@ import (
 	netapi "github.com/docker/go-plugins-helpers/network"
 	"github.com/sirupsen/logrus"
 
+	"github.com/ipvlan-bgp/ipvlan-bgp/api"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/failpoint"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 	"github.com/ipvlan-bgp/ipvlan-bgp/store"
@@ -46,7 +47,7 @@ const (
 //     deletes.
 //  5. memory, then arm the announcement, made once the link has left the
 //     host namespace (Reconcile arms it again).
-func (d *Driver) Join(ctx context.Context, req *netapi.JoinRequest) (*netapi.JoinResponse, error) {
+func (d *Driver) Join(ctx context.Context, req *netapi.JoinRequest) (*api.JoinResponse, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -119,10 +120,13 @@ func (d *Driver) joinTarget(req *netapi.JoinRequest) (endpointRecord, networkRec
 // joinResponse tells Docker what to name the interface and how to route in
 // the container: in L3 modes (and for a family with no gateway) a connected
 // default route, since the parent routes for the container; in L2 mode the
-// network's gateway.
-func joinResponse(ep endpointRecord, network networkRecord) *netapi.JoinResponse {
-	resp := &netapi.JoinResponse{
-		InterfaceName: netapi.InterfaceName{SrcName: childName(ep.ID), DstPrefix: containerIfPrefix},
+// network's gateway. Docker 28+ takes a default route as a candidate and
+// installs the one of the container's networks with the highest
+// --gw-priority, so a container on this network and a bridge keeps one
+// working default route, the user's choice.
+func joinResponse(ep endpointRecord, network networkRecord) *api.JoinResponse {
+	resp := &api.JoinResponse{
+		InterfaceName: api.InterfaceName{SrcName: childName(ep.ID), DstName: ep.Config.IfName, DstPrefix: containerIfPrefix},
 		// Never attach the container to docker_gwbridge: the ipvlan link
 		// is its way out, also for an IPv6-only container.
 		DisableGatewayService: true,

@@ -15,10 +15,6 @@ import (
 	"testing"
 	"time"
 
-	ipamapi "github.com/docker/go-plugins-helpers/ipam"
-	netapi "github.com/docker/go-plugins-helpers/network"
-
-	"github.com/ipvlan-bgp/ipvlan-bgp/api"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/dockertest"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/failpoint"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/testnet"
@@ -77,23 +73,23 @@ func runLifecycle(t *testing.T, bin, point string) map[string]string {
 	}
 	d := p.docker.Retrying()
 	states := map[string]string{}
-	var network *dockerNetwork
+	var network *dockertest.Network
 	p.repeat("docker network create", func(n int) (err error) {
-		network, err = createNetwork(d, dockerID(1+n, "c"), "10.77.0.0/24")
+		network, err = d.NetworkCreate(dockertest.NetworkSpec{ID: dockerID(1+n, "c"), Subnet: "10.77.0.0/24", Options: map[string]string{"parent": "eth0"}})
 		return err
 	})
 	states["1 network create"] = p.state(t)
-	var container *dockerContainer
+	var container *dockertest.Container
 	p.repeat("docker run", func(n int) (err error) {
-		container, err = runContainer(d, network, dockerID(1+n, "e"))
+		container, err = d.Run(network, dockerID(1+n, "e"), nil)
 		return err
 	})
 	p.waitSweep(t, 1)
 	states["2 run"] = p.state(t)
-	p.repeat("docker rm", func(int) error { return removeContainer(d, network, container) })
+	p.repeat("docker rm", func(int) error { return d.Rm(network, container) })
 	p.waitSweep(t, 0)
 	states["3 rm"] = p.state(t)
-	p.repeat("docker network rm", func(int) error { return removeNetwork(d, network) })
+	p.repeat("docker network rm", func(int) error { return d.NetworkRm(network) })
 	states["4 network rm"] = p.state(t)
 	if point != "" {
 		if _, err := os.Stat(filepath.Join(p.dir, failpoint.FileName)); !errors.Is(err, os.ErrNotExist) || p.restarts() == 0 {
@@ -224,85 +220,4 @@ func (p *supervised) waitSweep(t *testing.T, want uint64) {
 		}
 		return doc.Pools[0].Allocated == want+1, fmt.Sprintf("pool %+v", doc.Pools[0])
 	})
-}
-
-// dockerNetwork is what Docker keeps of a network it created.
-type dockerNetwork struct {
-	id, poolID, gateway string
-}
-
-// createNetwork sends what `docker network create --subnet SUBNET -o
-// parent=eth0` sends on Docker before 28, and rolls back as Docker does when
-// a call fails: the pool is released.
-func createNetwork(d *dockertest.Docker, id, subnet string) (*dockerNetwork, error) {
-	var pool ipamapi.RequestPoolResponse
-	err := d.Call("IpamDriver.RequestPool", ipamapi.RequestPoolRequest{AddressSpace: api.LocalAddressSpace, Pool: subnet}, &pool)
-	if err != nil {
-		return nil, err
-	}
-	n := &dockerNetwork{id: id, poolID: pool.PoolID}
-	var gw ipamapi.RequestAddressResponse
-	err = d.Call("IpamDriver.RequestAddress", ipamapi.RequestAddressRequest{PoolID: pool.PoolID,
-		Options: map[string]string{"RequestAddressType": "com.docker.network.gateway"}}, &gw)
-	if err == nil {
-		n.gateway = gw.Address
-		err = d.Call("NetworkDriver.CreateNetwork", netapi.CreateNetworkRequest{
-			NetworkID: id,
-			Options: map[string]any{"com.docker.network.generic": map[string]string{"parent": "eth0"},
-				"com.docker.network.enable_ipv4": true, "com.docker.network.enable_ipv6": false},
-			IPv4Data: []*netapi.IPAMData{{AddressSpace: api.LocalAddressSpace, Pool: pool.Pool, Gateway: gw.Address}},
-			IPv6Data: []*netapi.IPAMData{},
-		}, nil)
-	}
-	if err != nil {
-		_ = d.Call("IpamDriver.ReleasePool", ipamapi.ReleasePoolRequest{PoolID: pool.PoolID}, nil)
-		return nil, err
-	}
-	return n, nil
-}
-
-// dockerContainer is what Docker keeps of a container's endpoint.
-type dockerContainer struct {
-	endpoint, address string
-}
-
-// runContainer sends what `docker run --net NETWORK` sends up to Join, and
-// rolls back as Docker does.
-func runContainer(d *dockertest.Docker, n *dockerNetwork, endpoint string) (*dockerContainer, error) {
-	var addr ipamapi.RequestAddressResponse
-	if err := d.Call("IpamDriver.RequestAddress", ipamapi.RequestAddressRequest{PoolID: n.poolID}, &addr); err != nil {
-		return nil, err
-	}
-	err := d.Call("NetworkDriver.CreateEndpoint", netapi.CreateEndpointRequest{
-		NetworkID: n.id, EndpointID: endpoint, Interface: &netapi.EndpointInterface{Address: addr.Address},
-		Options: map[string]any{"com.docker.network.endpoint.exposedports": []any{}, "com.docker.network.portmap": []any{}},
-	}, nil)
-	ip, _, _ := strings.Cut(addr.Address, "/")
-	if err != nil {
-		_ = d.Call("IpamDriver.ReleaseAddress", ipamapi.ReleaseAddressRequest{PoolID: n.poolID, Address: ip}, nil)
-		return nil, err
-	}
-	return &dockerContainer{endpoint: endpoint, address: ip}, nil
-}
-
-// removeContainer sends what `docker rm` sends for a container that never
-// joined: DeleteEndpoint, then the address's release.
-func removeContainer(d *dockertest.Docker, n *dockerNetwork, c *dockerContainer) error {
-	if err := d.Call("NetworkDriver.DeleteEndpoint", netapi.DeleteEndpointRequest{NetworkID: n.id, EndpointID: c.endpoint}, nil); err != nil {
-		return err
-	}
-	return d.Call("IpamDriver.ReleaseAddress", ipamapi.ReleaseAddressRequest{PoolID: n.poolID, Address: c.address}, nil)
-}
-
-// removeNetwork sends what `docker network rm` sends: DeleteNetwork, then
-// the gateway's and the pool's release.
-func removeNetwork(d *dockertest.Docker, n *dockerNetwork) error {
-	if err := d.Call("NetworkDriver.DeleteNetwork", netapi.DeleteNetworkRequest{NetworkID: n.id}, nil); err != nil {
-		return err
-	}
-	ip, _, _ := strings.Cut(n.gateway, "/")
-	if err := d.Call("IpamDriver.ReleaseAddress", ipamapi.ReleaseAddressRequest{PoolID: n.poolID, Address: ip}, nil); err != nil {
-		return err
-	}
-	return d.Call("IpamDriver.ReleasePool", ipamapi.ReleasePoolRequest{PoolID: n.poolID}, nil)
 }
