@@ -18,45 +18,68 @@ import (
 )
 
 // CreateEndpoint records an endpoint; its link is made at Join, as Docker's
-// own ipvlan driver does. Steps: validate, store, memory; nothing in the
-// kernel, so a crash leaves either no record or a whole one.
+// own ipvlan driver does. Steps: validate, queue the record and hold it in
+// memory (under the lock), then wait for the record on disk (unlocked, so
+// concurrent starts share one disk sync); nothing in the kernel, so a
+// crash leaves either no record or a whole one.
 func (d *Driver) CreateEndpoint(ctx context.Context, req *netapi.CreateEndpointRequest) (*netapi.CreateEndpointResponse, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	d.changes.Lock()
-	defer d.changes.Unlock()
-	rec, err := d.newEndpointRecord(req)
+	rec, committed, err := d.recordEndpoint(req)
 	if err != nil {
 		return nil, err
 	}
+	if committed != nil {
+		if err := committed(); err != nil {
+			d.unrecordEndpoint(rec)
+			return nil, fmt.Errorf("create endpoint %s: %w", short(rec.ID), err)
+		}
+		d.log.WithFields(logrus.Fields{"network": rec.NetworkID, "endpoint": rec.ID, "addresses": rec.Addresses, "budget_fallback": rec.Fallback}).Info("endpoint created")
+	}
 	// The addresses came from Docker: answering with any would make Docker
 	// roll the endpoint back.
-	answer := &netapi.CreateEndpointResponse{Interface: &netapi.EndpointInterface{}}
+	return &netapi.CreateEndpointResponse{Interface: &netapi.EndpointInterface{}}, nil
+}
+
+// recordEndpoint validates a new endpoint, queues its record and holds it
+// in memory; committed waits for the record on disk. The same request again
+// (its first answer lost in a crash) gets no error and a nil committed.
+func (d *Driver) recordEndpoint(req *netapi.CreateEndpointRequest) (rec endpointRecord, committed func() error, err error) {
+	d.changes.Lock()
+	defer d.changes.Unlock()
+	if rec, err = d.newEndpointRecord(req); err != nil {
+		return rec, nil, err
+	}
 	if stored, exists := d.state.endpoint(rec.ID); exists {
-		// The same request again (its first answer lost in a crash) gets
-		// the same answer.
 		if stored.NetworkID != rec.NetworkID || !slices.Equal(stored.Addresses, rec.Addresses) || !reflect.DeepEqual(stored.Config, rec.Config) {
-			return nil, fmt.Errorf("ipvlan-bgp: endpoint %s already exists with other addresses or options", short(rec.ID))
+			return rec, nil, fmt.Errorf("ipvlan-bgp: endpoint %s already exists with other addresses or options", short(rec.ID))
 		}
-		return answer, nil
+		return rec, nil, nil
 	}
 	if err := d.checkAddressesFree(rec); err != nil {
-		return nil, err
+		return rec, nil, err
 	}
 	network, _ := d.state.network(rec.NetworkID)
 	if err := d.checkBudget(&rec, network); err != nil {
-		return nil, err
+		return rec, nil, err
 	}
-	if err := d.db.Update(func(tx *store.Tx) error { return tx.Put(bucketEndpoints, rec.ID, rec) }); err != nil {
-		return nil, fmt.Errorf("create endpoint %s: %w", short(rec.ID), err)
-	}
+	committed = d.db.Write(func(tx *store.Tx) error { return tx.Put(bucketEndpoints, rec.ID, rec) })
 	d.state.putEndpoint(rec)
 	if rec.Fallback {
 		d.announceNetwork(network)
 	}
-	d.log.WithFields(logrus.Fields{"network": rec.NetworkID, "endpoint": rec.ID, "addresses": rec.Addresses, "budget_fallback": rec.Fallback}).Info("endpoint created")
-	return answer, nil
+	return rec, committed, nil
+}
+
+// unrecordEndpoint forgets an endpoint whose record did not reach the disk.
+func (d *Driver) unrecordEndpoint(rec endpointRecord) {
+	d.changes.Lock()
+	defer d.changes.Unlock()
+	d.state.removeEndpoint(rec.ID)
+	if network, ok := d.state.network(rec.NetworkID); ok && rec.Fallback {
+		d.announceNetwork(network)
+	}
 }
 
 // checkAddressesFree refuses an address another endpoint of the network
@@ -143,7 +166,9 @@ func parseEndpointAddress(value string, want4 bool, pools []pool) (netip.Prefix,
 // crash after each step leaves:
 //  1. withdraw: the record is kept; Docker repeats the call.
 //  2. delete the link if it is still in the host namespace: same.
-//  3. delete the record, then memory.
+//  3. queue the record's deletion and forget it in memory (under the
+//     lock), then wait for the deletion on disk (unlocked, so concurrent
+//     removals share a disk sync); the answer waits for the disk.
 func (d *Driver) DeleteEndpoint(ctx context.Context, req *netapi.DeleteEndpointRequest) error {
 	if err := checkDockerID("endpoint", req.EndpointID); err != nil {
 		return err
@@ -155,27 +180,42 @@ func (d *Driver) deleteEndpoint(ctx context.Context, id string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	rec, committed, err := d.dropEndpoint(id)
+	if err != nil || committed == nil {
+		return err
+	}
+	if err := committed(); err != nil {
+		// The record is still on disk: keep it in memory too, for the
+		// repeat Docker sends.
+		d.state.putEndpoint(rec)
+		return fmt.Errorf("delete endpoint %s: %w", short(rec.ID), err)
+	}
+	d.log.WithFields(logrus.Fields{"network": rec.NetworkID, "endpoint": rec.ID}).Info("endpoint deleted")
+	return nil
+}
+
+// dropEndpoint withdraws an endpoint, deletes its link if still in the
+// host, queues the deletion of its record and forgets it, under the lock;
+// committed waits for the deletion on disk, nil if there was no endpoint.
+func (d *Driver) dropEndpoint(id string) (rec endpointRecord, committed func() error, err error) {
 	d.changes.Lock()
 	defer d.changes.Unlock()
 	rec, ok := d.state.endpoint(id)
 	if !ok {
-		return nil
+		return rec, nil, nil
 	}
 	d.announce.withdraw(rec.ID)
 	if err := d.links.remove(childName(rec.ID)); err != nil {
-		return fmt.Errorf("delete endpoint %s: %w", short(rec.ID), err)
+		return rec, nil, fmt.Errorf("delete endpoint %s: %w", short(rec.ID), err)
 	}
 	failpoint.Hit("NetworkDriver.DeleteEndpoint:withdrawn")
-	if err := d.db.Update(func(tx *store.Tx) error { return tx.Delete(bucketEndpoints, rec.ID) }); err != nil {
-		return fmt.Errorf("delete endpoint %s: %w", short(rec.ID), err)
-	}
+	committed = d.db.Write(func(tx *store.Tx) error { return tx.Delete(bucketEndpoints, rec.ID) })
 	d.state.removeEndpoint(rec.ID)
 	d.traffic.forget(rec.ID)
 	if network, ok := d.state.network(rec.NetworkID); ok && rec.Fallback {
 		d.announceNetwork(network)
 	}
-	d.log.WithFields(logrus.Fields{"network": rec.NetworkID, "endpoint": rec.ID}).Info("endpoint deleted")
-	return nil
+	return rec, committed, nil
 }
 
 // EndpointInfo is what `docker network inspect` and `docker inspect` show

@@ -39,10 +39,10 @@ func (a *IPAM) RequestAddress(ctx context.Context, req *ipamapi.RequestAddressRe
 	if err != nil {
 		return nil, err
 	}
-	defer a.unlock()
 	var got netip.Addr
 	if isGateway {
 		got, err = a.reserveGateway(p, want)
+		a.unlock()
 	} else {
 		got, err = a.allocate(p, want)
 	}
@@ -55,35 +55,57 @@ func (a *IPAM) RequestAddress(ctx context.Context, req *ipamapi.RequestAddressRe
 // allocate gives a container want, or the next free address when want is
 // the zero Addr. Asking again for an address a container was given before a
 // crash, and that no endpoint holds, gets it again: the answer was lost.
+//
+// Called under the lock, which it lets go of: the address is taken in
+// memory and its record queued while locked, so no other caller gets it and
+// records land in the order they were made, and the disk sync is waited
+// for unlocked, so concurrent allocations share it (store.Write).
 func (a *IPAM) allocate(p *pool, want netip.Addr) (netip.Addr, error) {
 	explicit := want.IsValid()
 	if explicit && a.lostAnswer(p, want) {
+		a.unlock()
 		a.log.WithFields(p.logFields()).WithField("address", want).Info("Address requested again: the same answer")
 		return want, nil
 	}
+	var err error
 	if explicit {
-		if err := p.checkWanted(fieldAddress, want); err != nil {
-			return netip.Addr{}, err
-		}
+		err = p.checkWanted(fieldAddress, want)
 	} else {
-		var err error
-		if want, err = p.nextFree(); err != nil {
-			return netip.Addr{}, err
-		}
+		want, err = p.nextFree()
+	}
+	if err != nil {
+		a.unlock()
+		return netip.Addr{}, err
 	}
 	how := allocation{container: a.users != nil && a.users.UsesPool(p.prefix), since: time.Now()}
-	err := a.db.Update(func(tx *store.Tx) error {
-		return tx.Put(bucketAllocations, allocationKey(p.id, want), allocationRecord{PoolID: p.id, Address: want, Container: how.container})
-	})
-	if err != nil {
-		return netip.Addr{}, fmt.Errorf("save allocation of %s in pool %s: %w", want, p.prefix, err)
-	}
+	rec := allocationRecord{PoolID: p.id, Address: want, Container: how.container}
+	committed := a.db.Write(func(tx *store.Tx) error { return tx.Put(bucketAllocations, allocationKey(p.id, want), rec) })
 	p.take(want, how)
+	cursor := p.cursor
 	if !explicit {
 		p.cursor = want.Next()
 	}
+	a.unlock()
+	if err := committed(); err != nil {
+		a.undoTake(p, want, cursor)
+		return netip.Addr{}, fmt.Errorf("save allocation of %s in pool %s: %w", want, p.prefix, err)
+	}
 	a.log.WithFields(p.logFields()).WithField("address", want).Debug("Address allocated")
 	return want, nil
+}
+
+// undoTake frees an address whose record did not reach the disk, and puts
+// the cursor back if nothing moved it since, unless the pool went.
+func (a *IPAM) undoTake(p *pool, addr, cursor netip.Addr) {
+	_ = a.lock(context.Background())
+	defer a.unlock()
+	if a.pools[p.id] != p {
+		return
+	}
+	p.free(addr)
+	if p.cursor == addr.Next() {
+		p.cursor = cursor
+	}
 }
 
 // lostAnswer reports whether addr was given to a container in an answer a
@@ -154,8 +176,20 @@ func (a *IPAM) ReleaseAddress(ctx context.Context, req *ipamapi.ReleaseAddressRe
 	return nil
 }
 
-// releaseAddress does ReleaseAddress's part under the lock and reports
-// whether a container address was released.
+// undoFree takes back an address whose release did not reach the disk,
+// unless another caller took it meanwhile (its record then replaced the
+// one left) or the pool went.
+func (a *IPAM) undoFree(p *pool, addr netip.Addr, how allocation) {
+	_ = a.lock(context.Background())
+	defer a.unlock()
+	if a.pools[p.id] == p && !p.isTaken(addr) {
+		p.take(addr, how)
+	}
+}
+
+// releaseAddress does ReleaseAddress's part and reports whether a
+// container address was released. As in allocate, the record's deletion is
+// queued under the lock and waited for after it.
 func (a *IPAM) releaseAddress(ctx context.Context, poolID string, addr netip.Addr) (bool, error) {
 	p, err := a.lockPool(ctx, poolID)
 	if errors.Is(err, ErrUnknownPool) {
@@ -164,22 +198,26 @@ func (a *IPAM) releaseAddress(ctx context.Context, poolID string, addr netip.Add
 	if err != nil {
 		return false, err
 	}
-	defer a.unlock()
-	if !p.prefix.Contains(addr) {
+	switch {
+	case !p.prefix.Contains(addr):
+		a.unlock()
 		return false, invalid(fieldReleased, addr.String(), "outside pool %s", p.prefix)
-	}
-	if addr == p.gateway {
+	case addr == p.gateway:
+		a.unlock()
 		return false, nil
-	}
-	if !p.isTaken(addr) {
+	case !p.isTaken(addr):
+		a.unlock()
 		a.log.WithFields(p.logFields()).WithField("address", addr).Debug("Address released again")
 		return false, nil
 	}
-	err = a.db.Update(func(tx *store.Tx) error { return tx.Delete(bucketAllocations, allocationKey(p.id, addr)) })
-	if err != nil {
+	committed := a.db.Write(func(tx *store.Tx) error { return tx.Delete(bucketAllocations, allocationKey(p.id, addr)) })
+	how := p.taken[addr]
+	p.free(addr)
+	a.unlock()
+	if err := committed(); err != nil {
+		a.undoFree(p, addr, how)
 		return false, fmt.Errorf("release %s in pool %s: %w", addr, p.prefix, err)
 	}
-	p.free(addr)
 	a.log.WithFields(p.logFields()).WithField("address", addr).Debug("Address released")
 	return true, nil
 }
