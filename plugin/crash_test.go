@@ -6,12 +6,9 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -67,11 +64,11 @@ func runLifecycle(t *testing.T, bin, point string) map[string]string {
 	t.Helper()
 	p := superviseBinary(t, bin)
 	if point != "" {
-		if err := os.WriteFile(filepath.Join(p.dir, failpoint.FileName), []byte(point), 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(p.Dir, failpoint.FileName), []byte(point), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	d := p.docker.Retrying()
+	d := p.Docker.Retrying()
 	states := map[string]string{}
 	var network *dockertest.Network
 	p.repeat("docker network create", func(n int) (err error) {
@@ -92,83 +89,26 @@ func runLifecycle(t *testing.T, bin, point string) map[string]string {
 	p.repeat("docker network rm", func(int) error { return d.NetworkRm(network) })
 	states["4 network rm"] = p.state(t)
 	if point != "" {
-		if _, err := os.Stat(filepath.Join(p.dir, failpoint.FileName)); !errors.Is(err, os.ErrNotExist) || p.restarts() == 0 {
-			t.Errorf("the plugin never reached %s (failpoint file: %v, restarts %d)", point, err, p.restarts())
+		if _, err := os.Stat(filepath.Join(p.Dir, failpoint.FileName)); !errors.Is(err, os.ErrNotExist) || p.Restarts() == 0 {
+			t.Errorf("the plugin never reached %s (failpoint file: %v, restarts %d)", point, err, p.Restarts())
 		}
 	}
 	return states
 }
 
-// buildPlugin builds the plugin binary once per test run.
-func buildPlugin(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "ipvlan-bgp")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=mod", "GOPROXY=off")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build the plugin: %v\n%s", err, out)
-	}
-	return bin
-}
+// buildPlugin builds this package's binary.
+func buildPlugin(t *testing.T) string { return dockertest.Build(t, ".") }
 
-// supervised is the plugin binary run as Docker runs a managed plugin:
-// restarted whenever it dies.
+// supervised is the plugin binary as Docker runs it, with the calls of the
+// docker commands a user repeats.
 type supervised struct {
-	dir    string
-	docker *dockertest.Docker
-	log    *lockedBuffer
-	t      *testing.T
-
-	mu    sync.Mutex
-	count int // restarts
+	*dockertest.Plugin
+	t *testing.T
 }
 
 func superviseBinary(t *testing.T, bin string) *supervised {
 	t.Helper()
-	p := &supervised{dir: t.TempDir(), log: &lockedBuffer{}, t: t}
-	env := append(os.Environ(),
-		"STATE_DIR="+p.dir, "SOCKET="+filepath.Join(p.dir, "plugin.sock"), "STATUS_SOCKET="+filepath.Join(p.dir, "status.sock"),
-		"LOG_LEVEL=debug", "IPAM_CLAIM_WINDOW=1",
-		"BGP_ROUTER_ID=10.0.9.1", "BGP_LISTEN_PORT=0", "BGP_API_SOCKET=none", "BGP_CONFIG_FILE=/dev/null",
-	)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for ctx.Err() == nil {
-			cmd := exec.CommandContext(ctx, bin)
-			cmd.Env, cmd.Stdout, cmd.Stderr = env, p.log, p.log
-			cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-			err := cmd.Run()
-			if ctx.Err() != nil {
-				return
-			}
-			fmt.Fprintf(p.log, "--- plugin exited: %v; restarting it\n", err)
-			p.mu.Lock()
-			p.count++
-			p.mu.Unlock()
-			time.Sleep(200 * time.Millisecond)
-		}
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		if t.Failed() {
-			t.Logf("plugin log:\n%s", p.log.String())
-		}
-	})
-	p.docker = dockertest.New(unixClient(filepath.Join(p.dir, "plugin.sock")))
-	testnet.WaitFor(t, 10*time.Second, "the plugin's status socket", func() (bool, string) {
-		_, err := status.Fetch(ctx, filepath.Join(p.dir, "status.sock"))
-		return err == nil, fmt.Sprint(err)
-	})
-	return p
-}
-
-func (p *supervised) restarts() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.count
+	return &supervised{Plugin: dockertest.Start(t, bin), t: t}
 }
 
 // repeat runs a command until it succeeds, as a user repeats a docker
@@ -191,7 +131,7 @@ func (p *supervised) repeat(what string, command func(n int) error) {
 // item, sorted.
 func (p *supervised) state(t *testing.T) string {
 	t.Helper()
-	doc, err := status.Fetch(context.Background(), filepath.Join(p.dir, "status.sock"))
+	doc, err := status.Fetch(context.Background(), filepath.Join(p.Dir, "status.sock"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +154,7 @@ func (p *supervised) state(t *testing.T) string {
 func (p *supervised) waitSweep(t *testing.T, want uint64) {
 	t.Helper()
 	testnet.WaitFor(t, 10*time.Second, fmt.Sprintf("%d container addresses allocated", want), func() (bool, string) {
-		doc, err := status.Fetch(context.Background(), filepath.Join(p.dir, "status.sock"))
+		doc, err := status.Fetch(context.Background(), filepath.Join(p.Dir, "status.sock"))
 		if err != nil || len(doc.Pools) != 1 {
 			return false, fmt.Sprint(doc.Pools, err)
 		}

@@ -25,7 +25,7 @@ func TestNewerEngines(t *testing.T) {
 	testnet.Veth(t, testnet.Host, "eth0", far, "far0")
 	testnet.Veth(t, testnet.Host, "eth1", far, "far1")
 	p := superviseBinary(t, buildPlugin(t))
-	d28, d29 := p.docker.As(dockertest.Docker28), p.docker.As(dockertest.Docker29)
+	d28, d29 := p.Docker.As(dockertest.Docker28), p.Docker.As(dockertest.Docker29)
 	eth0 := map[string]string{"parent": "eth0"}
 
 	l3, err := d28.NetworkCreate(dockertest.NetworkSpec{ID: dockerID(1, "c"), Subnet: "10.78.0.0/24", Options: eth0})
@@ -73,7 +73,7 @@ func TestNewerEngines(t *testing.T) {
 		}
 	}
 
-	doc, err := status.Fetch(context.Background(), filepath.Join(p.dir, "status.sock"))
+	doc, err := status.Fetch(context.Background(), filepath.Join(p.Dir, "status.sock"))
 	if err != nil {
 		t.Fatal(err)
 	}
