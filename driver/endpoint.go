@@ -82,14 +82,12 @@ func (d *Driver) unrecordEndpoint(rec endpointRecord) {
 	}
 }
 
-// checkAddressesFree refuses an address another endpoint of the network
-// holds: two containers with one address would split its traffic.
+// checkAddressesFree refuses an address another endpoint holds: two
+// containers with one address would split its traffic.
 func (d *Driver) checkAddressesFree(rec endpointRecord) error {
-	for _, other := range d.state.endpointsOf(rec.NetworkID) {
-		for _, a := range rec.Addresses {
-			if other.holds(a.Addr()) {
-				return optionErr("ip", a.Addr().String(), "endpoint %s of network %s already has it", short(other.ID), short(rec.NetworkID))
-			}
+	for _, a := range rec.Addresses {
+		if other, ok := d.state.holderOf(a.Addr()); ok {
+			return optionErr("ip", a.Addr().String(), "endpoint %s of network %s already has it", short(other.ID), short(other.NetworkID))
 		}
 	}
 	return nil
@@ -195,20 +193,26 @@ func (d *Driver) deleteEndpoint(ctx context.Context, id string) error {
 }
 
 // dropEndpoint withdraws an endpoint, deletes its link if still in the
-// host, queues the deletion of its record and forgets it, under the lock;
-// committed waits for the deletion on disk, nil if there was no endpoint.
+// host, queues the deletion of its record and forgets it; committed waits
+// for the deletion on disk, nil if there was no endpoint. The link's
+// deletion, the kernel's work, runs outside the lock: concurrent removals
+// of different containers need not wait for each other there.
 func (d *Driver) dropEndpoint(id string) (rec endpointRecord, committed func() error, err error) {
 	d.changes.Lock()
-	defer d.changes.Unlock()
 	rec, ok := d.state.endpoint(id)
+	if ok {
+		d.announce.withdraw(rec.ID)
+	}
+	d.changes.Unlock()
 	if !ok {
 		return rec, nil, nil
 	}
-	d.announce.withdraw(rec.ID)
 	if err := d.links.remove(childName(rec.ID)); err != nil {
 		return rec, nil, fmt.Errorf("delete endpoint %s: %w", short(rec.ID), err)
 	}
 	failpoint.Hit("NetworkDriver.DeleteEndpoint:withdrawn")
+	d.changes.Lock()
+	defer d.changes.Unlock()
 	committed = d.db.Write(func(tx *store.Tx) error { return tx.Delete(bucketEndpoints, rec.ID) })
 	d.state.removeEndpoint(rec.ID)
 	d.traffic.forget(rec.ID)

@@ -19,7 +19,8 @@ func (d *Driver) UsesPool(prefix netip.Prefix) bool {
 
 // HoldsAddress reports whether an endpoint of this driver has addr.
 func (d *Driver) HoldsAddress(addr netip.Addr) bool {
-	return slices.ContainsFunc(d.state.allEndpoints(), func(e endpointRecord) bool { return e.holds(addr) })
+	_, ok := d.state.holderOf(addr)
+	return ok
 }
 
 // PoolReleased forgets the networks still on a pool Docker released: Docker
@@ -48,15 +49,14 @@ func (d *Driver) PoolReleased(ctx context.Context, released netip.Prefix) {
 // Without this it would keep the address from the next container and count
 // against the route budget for good.
 func (d *Driver) AddressReleased(ctx context.Context, addr netip.Addr) {
-	for _, ep := range d.state.allEndpoints() {
-		if !ep.holds(addr) {
-			continue
-		}
-		log := d.log.WithFields(logrus.Fields{"endpoint": ep.ID, "network": ep.NetworkID, "address": addr})
-		if err := d.deleteEndpoint(ctx, ep.ID); err != nil {
-			log.WithError(err).Error("forgetting an endpoint Docker no longer has")
-			continue
-		}
-		log.Warn("forgot an endpoint Docker no longer has (its docker run or docker rm was interrupted)")
+	ep, ok := d.state.holderOf(addr)
+	if !ok {
+		return
 	}
+	log := d.log.WithFields(logrus.Fields{"endpoint": ep.ID, "network": ep.NetworkID, "address": addr})
+	if err := d.deleteEndpoint(ctx, ep.ID); err != nil {
+		log.WithError(err).Error("forgetting an endpoint Docker no longer has")
+		return
+	}
+	log.Warn("forgot an endpoint Docker no longer has (its docker run or docker rm was interrupted)")
 }
