@@ -308,4 +308,3 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // id is a Docker ID: n in hex, then fill.
 func id(n int, fill string) string { return fmt.Sprintf("%08x", n) + strings.Repeat(fill, 56) }
-
