@@ -12,7 +12,7 @@ LAB       := integration/lab/run.sh
 # run again inside the lab VM with IPVLAN_BGP_REQUIRE_KERNEL=1.
 VM_TEST_PKGS := driver
 
-.PHONY: all build plugin install deps check unit payload vm-unit integration demo test clean
+.PHONY: all build plugin install publish deps check unit payload vm-unit integration demo test clean
 
 all: build
 
@@ -29,12 +29,17 @@ plugin: build
 	cp $(BUILD)/ipvlan-bgp $(PLUGINDIR)/rootfs/ipvlan-bgp
 	cp config.json $(PLUGINDIR)/config.json
 
-# On a Docker host: create and enable the plugin from the working tree.
+# On a Docker host: create and enable the plugin from the working tree,
+# with SETTINGS="BGP_ASN=65001 BGP_NEIGHBORS=..." (an installed one of the
+# same name is replaced, and the target says so).
 install: plugin
-	-docker plugin disable -f $(PLUGIN):$(TAG)
-	-docker plugin rm -f $(PLUGIN):$(TAG)
-	docker plugin create $(PLUGIN):$(TAG) $(PLUGINDIR)
-	docker plugin enable $(PLUGIN):$(TAG)
+	tools/install.sh $(PLUGIN):$(TAG) $(PLUGINDIR) $(SETTINGS)
+
+# Build the plugin and push it to your registry for every host to install:
+# make publish REGISTRY=registry.example.com:5000 [TAG=1.0]
+publish: plugin
+	@test -n "$(REGISTRY)" || { echo "publish: name the registry: make publish REGISTRY=host:port [TAG=$(TAG)]"; exit 1; }
+	tools/publish.sh $(REGISTRY)/$(PLUGIN):$(TAG) $(PLUGINDIR)
 
 deps:
 	integration/deps.sh
@@ -50,7 +55,7 @@ check:
 # tools included, in the module cache first.
 unit: deps
 	$(GO) mod download
-	$(GO) test -count=1 ./...
+	IPVLAN_BGP_REQUIRE_ALL=1 $(GO) test -count=1 ./...
 
 # Everything the lab VM runs: the plugin, the kernel-dependent test binaries,
 # the scenarios.

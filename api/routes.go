@@ -29,6 +29,9 @@ type activation struct {
 type networkCapabilities struct {
 	Scope             string
 	ConnectivityScope string
+	// GwAllocChecker makes Docker 28+ ask GwAllocCheck whether a network
+	// needs gateway addresses (older engines ignore it).
+	GwAllocChecker bool
 }
 
 // ipamCapabilities adds RequiresRequestReplay, which the helpers lack: the
@@ -53,7 +56,7 @@ func (s *Server) routeProtocol() {
 	handle(s, "/Plugin.Activate", immediate, constant(activation{Implements: []string{"NetworkDriver", "IpamDriver"}}))
 	// Local scope: each host keeps its own state. Global connectivity: the
 	// same network on every host is one routed network across the fabric.
-	handle(s, "/NetworkDriver.GetCapabilities", immediate, constant(networkCapabilities{Scope: "local", ConnectivityScope: "global"}))
+	handle(s, "/NetworkDriver.GetCapabilities", immediate, constant(networkCapabilities{Scope: "local", ConnectivityScope: "global", GwAllocChecker: true}))
 	handle(s, "/IpamDriver.GetCapabilities", immediate, constant(ipamCapabilities{}))
 	handle(s, "/IpamDriver.GetDefaultAddressSpaces", immediate, constant(ipamapi.AddressSpacesResponse{
 		LocalDefaultAddressSpace:  LocalAddressSpace,
@@ -95,6 +98,7 @@ func (s *Server) routeNetwork() {
 	handle(s, "/NetworkDriver.Leave", gated(endpoint...), bindNetwork(s, noAnswer(NetworkDriver.Leave)))
 	handle(s, "/NetworkDriver.ProgramExternalConnectivity", gated(endpoint...), bindNetwork(s, noAnswer(NetworkDriver.ProgramExternalConnectivity)))
 	handle(s, "/NetworkDriver.RevokeExternalConnectivity", gated(endpoint...), bindNetwork(s, noAnswer(NetworkDriver.RevokeExternalConnectivity)))
+	handle(s, "/NetworkDriver.GwAllocCheck", gated("Options"), bindNetwork(s, NetworkDriver.GwAllocCheck))
 }
 
 func (s *Server) routeIPAM() {

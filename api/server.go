@@ -15,6 +15,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/failpoint"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/unixsock"
 )
 
@@ -85,19 +86,25 @@ func Listen(path string) (net.Listener, error) {
 	return unixsock.Listen(path, 0o600)
 }
 
-// Serve answers calls on l until ctx ends, then lets calls in flight finish.
+// Serve answers calls on l until ctx ends, and returns once the calls in
+// flight have finished (or had 10 s to), so the caller can close what they
+// use.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
+	drained := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(drained)
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(shutdownCtx)
-	}()
-	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve plugin API: %w", err)
+	})
+	err := srv.Serve(l)
+	if errors.Is(err, http.ErrServerClosed) {
+		<-drained
+		return nil
 	}
-	return nil
+	stop()
+	return fmt.Errorf("serve plugin API: %w", err)
 }
 
 // errorResponse is what Docker reads an error from: a non-200 status makes
@@ -169,7 +176,13 @@ func serveCall[Req, Res any](s *Server, r *http.Request, c spec, fn func(context
 			return nil, err
 		}
 	}
-	return fn(r.Context(), req)
+	name := r.URL.Path[1:]
+	failpoint.Hit(name + ":received")
+	res, err = fn(r.Context(), req)
+	if err == nil {
+		failpoint.Hit(name + ":answered") // done, but Docker never hears of it
+	}
+	return res, err
 }
 
 func (s *Server) waitReady(ctx context.Context) error {

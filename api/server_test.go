@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -46,8 +47,11 @@ func (r *recorder) DeleteEndpoint(context.Context, *netapi.DeleteEndpointRequest
 func (r *recorder) EndpointInfo(context.Context, *netapi.InfoRequest) (*netapi.InfoResponse, error) {
 	return &netapi.InfoResponse{Value: map[string]string{"k": "v"}}, r.note("EndpointInfo")
 }
-func (r *recorder) Join(context.Context, *netapi.JoinRequest) (*netapi.JoinResponse, error) {
-	return &netapi.JoinResponse{InterfaceName: netapi.InterfaceName{SrcName: "ib0", DstPrefix: "eth"}}, r.note("Join")
+func (r *recorder) Join(context.Context, *netapi.JoinRequest) (*JoinResponse, error) {
+	return &JoinResponse{InterfaceName: InterfaceName{SrcName: "ib0", DstPrefix: "eth"}}, r.note("Join")
+}
+func (r *recorder) GwAllocCheck(context.Context, *GwAllocCheckRequest) (*GwAllocCheckResponse, error) {
+	return &GwAllocCheckResponse{SkipIPv4: true}, r.note("GwAllocCheck")
 }
 func (r *recorder) Leave(context.Context, *netapi.LeaveRequest) error { return r.note("Leave") }
 func (r *recorder) ProgramExternalConnectivity(context.Context, *netapi.ProgramExternalConnectivityRequest) error {
@@ -100,6 +104,8 @@ func TestProtocolCalls(t *testing.T) {
 		{"/Plugin.Activate", "", 200, "Implements", []any{"NetworkDriver", "IpamDriver"}},
 		{"/NetworkDriver.GetCapabilities", "{}", 200, "Scope", "local"},
 		{"/NetworkDriver.GetCapabilities", "", 200, "ConnectivityScope", "global"},
+		{"/NetworkDriver.GetCapabilities", "", 200, "GwAllocChecker", true},
+		{"/NetworkDriver.GwAllocCheck", `{"Options":{"com.docker.network.enable_ipv4":true}}`, 200, "SkipIPv4", true},
 		{"/IpamDriver.GetCapabilities", "null", 200, "RequiresRequestReplay", false},
 		{"/IpamDriver.GetDefaultAddressSpaces", "{}", 200, "LocalDefaultAddressSpace", LocalAddressSpace},
 		{"/NetworkDriver.CreateNetwork", `{"NetworkID":"n1","Options":{},"IPv4Data":[],"IPv6Data":[]}`, 200, "", nil},
@@ -134,8 +140,8 @@ func TestProtocolCalls(t *testing.T) {
 			}
 		})
 	}
-	if len(rec.calls) == 0 || rec.calls[0] != "CreateNetwork n1" {
-		t.Errorf("driver calls = %v, want CreateNetwork n1 first", rec.calls)
+	if want := []string{"GwAllocCheck", "CreateNetwork n1", "Join", "RequestPool 10.0.0.0/24", "RequestAddress"}; !slices.Equal(rec.calls, want) {
+		t.Errorf("driver calls = %v, want %v", rec.calls, want)
 	}
 }
 
@@ -161,7 +167,7 @@ func TestNoRequestTakenForAnother(t *testing.T) {
 		"/NetworkDriver.CreateNetwork", "/NetworkDriver.DeleteNetwork", "/NetworkDriver.CreateEndpoint",
 		"/NetworkDriver.DeleteEndpoint", "/NetworkDriver.EndpointOperInfo", "/NetworkDriver.Join", "/NetworkDriver.Leave",
 		"/NetworkDriver.ProgramExternalConnectivity", "/NetworkDriver.RevokeExternalConnectivity",
-		"/NetworkDriver.DiscoverNew", "/NetworkDriver.DiscoverDelete",
+		"/NetworkDriver.DiscoverNew", "/NetworkDriver.DiscoverDelete", "/NetworkDriver.GwAllocCheck",
 		"/IpamDriver.RequestPool", "/IpamDriver.ReleasePool", "/IpamDriver.RequestAddress", "/IpamDriver.ReleaseAddress",
 	}
 	for _, path := range paths {

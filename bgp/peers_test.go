@@ -2,7 +2,9 @@ package bgp
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -84,7 +86,12 @@ func TestMD5WithFRR(t *testing.T) {
 	wrong := numbered("10.0.7.2", 65007)
 	wrong.Password = "not-it"
 	s := startSpeaker(t, testConfig(wrong))
-	time.Sleep(6 * time.Second) // more than a connect retry
+	// FRR's kernel drops each of our SYNs for its wrong signature and
+	// counts it: two drops are two connection attempts that failed.
+	testnet.WaitFor(t, 30*time.Second, "two of our connection attempts refused for their MD5 signature", func() (bool, string) {
+		n := tcpCounter(t, ns, "TCPMD5Failure")
+		return n >= 2, fmt.Sprintf("TCPMD5Failure=%d", n)
+	})
 	if out := frr.Vtysh(t, "show bgp neighbor 10.0.7.1 json"); strings.Contains(out, `"bgpState":"Established"`) {
 		t.Fatalf("session came up with the wrong MD5 password")
 	}
@@ -95,6 +102,29 @@ func TestMD5WithFRR(t *testing.T) {
 	right.Password = "s3cret-md5"
 	startSpeaker(t, testConfig(right))
 	waitEstablished(t, frr, "10.0.7.1")
+}
+
+// tcpCounter reads one of the TcpExt counters of the namespace's kernel.
+func tcpCounter(t *testing.T, ns *testnet.NS, name string) int {
+	t.Helper()
+	lines := strings.Split(ns.Exec(t, "cat", "/proc/net/netstat"), "\n")
+	for i := 0; i+1 < len(lines); i++ {
+		names, values := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+		if len(names) == 0 || names[0] != "TcpExt:" || len(values) != len(names) {
+			continue
+		}
+		for j, n := range names {
+			if n == name {
+				v, err := strconv.Atoi(values[j])
+				if err != nil {
+					t.Fatalf("%s=%q: %v", name, values[j], err)
+				}
+				return v
+			}
+		}
+	}
+	t.Fatalf("no TcpExt counter %s in /proc/net/netstat", name)
+	return 0
 }
 
 // TestDynamicNeighbor: a BIRD peer connecting from a dynamic range is

@@ -1,6 +1,10 @@
 package driver
 
 import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -44,4 +48,34 @@ func BenchmarkJoinToAnnounce(b *testing.B) {
 		}
 	}
 	b.ReportMetric(toAnnounce.Seconds()*1000/float64(b.N), "ms/announce")
+}
+
+// BenchmarkConcurrentEndpoints is Docker creating and deleting endpoints
+// in parallel (50 callers per CPU), against one per CPU in the same run:
+// each answer waits for its record on disk, concurrent ones share the sync.
+func BenchmarkConcurrentEndpoints(b *testing.B) {
+	for _, callers := range []int{1, 50} {
+		b.Run(fmt.Sprintf("callers-per-cpu=%d", callers), func(b *testing.B) {
+			e := newTestEnv(b)
+			nw := networkID(1)
+			mustCreateNetwork(b, e, networkReq(nw, []*netapi.IPAMData{ipam("10.0.0.0/8", "")}, "parent", "eth0"))
+			var next atomic.Uint32
+			b.SetParallelism(callers)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					n := next.Add(1)
+					ep := fmt.Sprintf("%08x", n) + strings.Repeat("e", 56)
+					addr := netip.AddrFrom4([4]byte{10, byte(n >> 16), byte(n >> 8), byte(n)})
+					if _, err := e.d.CreateEndpoint(ctx, endpointReq(nw, ep, netip.PrefixFrom(addr, 8).String(), "")); err != nil {
+						b.Error(err)
+						return
+					}
+					if err := e.d.DeleteEndpoint(ctx, &netapi.DeleteEndpointRequest{NetworkID: nw, EndpointID: ep}); err != nil {
+						b.Error(err)
+					}
+				}
+			})
+			b.ReportMetric(2*float64(b.N)/b.Elapsed().Seconds(), "calls/s")
+		})
+	}
 }

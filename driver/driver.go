@@ -146,3 +146,16 @@ func (d *Driver) RevokeExternalConnectivity(_ context.Context, req *netapi.Revok
 	d.log.WithFields(logrus.Fields{"network": req.NetworkID, "endpoint": req.EndpointID}).Debug("external connectivity: nothing to revoke on a routed network")
 	return nil
 }
+
+// GwAllocCheck tells Docker 28+ which gateway addresses a network needs
+// before it allocates them: none in L3 and L3S modes, where the parent
+// routes for the containers and no address should be set aside; L2 keeps
+// its gateway. Bad options are refused here, before any allocation.
+func (d *Driver) GwAllocCheck(_ context.Context, req *api.GwAllocCheckRequest) (*api.GwAllocCheckResponse, error) {
+	cfg, err := parseNetworkOptions(req.Options)
+	if err != nil {
+		return nil, err
+	}
+	skip := cfg.Mode != modeL2
+	return &api.GwAllocCheckResponse{SkipIPv4: skip, SkipIPv6: skip}, nil
+}

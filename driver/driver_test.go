@@ -5,14 +5,15 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	netapi "github.com/docker/go-plugins-helpers/network"
 	"github.com/vishvananda/netlink"
 
+	"github.com/ipvlan-bgp/ipvlan-bgp/api"
 	"github.com/ipvlan-bgp/ipvlan-bgp/store"
 )
 
@@ -90,12 +91,94 @@ func TestCreateNetworkRejectsBadIDs(t *testing.T) {
 			t.Errorf("network ID %q: got %v, want a refusal", id, err)
 		}
 	}
-	if err := e.d.CreateNetwork(ctx, networkReq(networkID(1), nil, "parent", "eth0")); err != nil {
-		t.Fatal(err)
+	for _, id := range []string{"", "net1"} {
+		for name, err := range map[string]error{
+			"DeleteNetwork":  e.d.DeleteNetwork(ctx, &netapi.DeleteNetworkRequest{NetworkID: id}),
+			"DeleteEndpoint": e.d.DeleteEndpoint(ctx, &netapi.DeleteEndpointRequest{NetworkID: networkID(1), EndpointID: id}),
+			"Leave":          e.d.Leave(ctx, &netapi.LeaveRequest{NetworkID: networkID(1), EndpointID: id}),
+		} {
+			if err == nil || !strings.Contains(err.Error(), "not a Docker ID") {
+				t.Errorf("%s of %q: got %v, want a refusal (a delete of nothing must not pass for a delete)", name, id, err)
+			}
+		}
 	}
-	if err := e.d.CreateNetwork(ctx, networkReq(networkID(1), nil, "parent", "eth0")); err == nil {
-		t.Error("the same network ID was accepted twice")
+}
+
+// TestCreateCallsReplay: CreateNetwork and CreateEndpoint sent again after a
+// crash (their first answers lost) get the same answers; a different
+// request under the same ID is refused; deletes can be repeated.
+func TestCreateCallsReplay(t *testing.T) {
+	e := newTestEnv(t)
+	nw, ep := networkID(1), endpointID(1)
+	pools := []*netapi.IPAMData{ipam("10.1.0.0/24", "")}
+	mustCreateNetwork(t, e, networkReq(nw, pools, "parent", "eth0", "announce", "subnet"))
+	mustCreateEndpoint(t, e, endpointReq(nw, ep, "10.1.0.5/24", ""))
+	e.restart()
+	mustCreateNetwork(t, e, networkReq(nw, pools, "parent", "eth0", "announce", "subnet"))
+	mustCreateEndpoint(t, e, endpointReq(nw, ep, "10.1.0.5/24", ""))
+	if err := e.d.CreateNetwork(ctx, networkReq(nw, pools, "parent", "eth0")); err == nil || !strings.Contains(err.Error(), "already exists with other options") {
+		t.Errorf("another network under the same ID: %v", err)
 	}
+	if _, err := e.d.CreateEndpoint(ctx, endpointReq(nw, ep, "10.1.0.6/24", "")); err == nil || !strings.Contains(err.Error(), "already exists with other addresses") {
+		t.Errorf("another endpoint under the same ID: %v", err)
+	}
+	_, err := e.d.CreateEndpoint(ctx, endpointReq(nw, endpointID(2), "10.1.0.5/24", ""))
+	checkOptionError(t, err, "ip", "endpoint 01eeeeeeeeee of network 01cccccccccc already has it")
+	if got := e.storedKeys(bucketEndpoints); !slices.Equal(got, []string{ep}) {
+		t.Errorf("stored endpoints %v, want only %s", got, short(ep))
+	}
+	for range 2 {
+		if err := e.d.DeleteEndpoint(ctx, &netapi.DeleteEndpointRequest{NetworkID: nw, EndpointID: ep}); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.d.DeleteNetwork(ctx, &netapi.DeleteNetworkRequest{NetworkID: nw}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(e.storedKeys(bucketNetworks)) != 0 || len(e.ann.prefixes(nw)) != 0 {
+		t.Errorf("after deletes: networks %v, announced %v", e.storedKeys(bucketNetworks), e.ann.prefixes(nw))
+	}
+}
+
+// TestAddressReleasedForgetsEndpoint: the IPAM driver's release of an
+// address a stored endpoint still has (Docker rolling back a CreateEndpoint
+// whose answer it never got) deletes that endpoint, so the address is free
+// for the next container.
+func TestAddressReleasedForgetsEndpoint(t *testing.T) {
+	e := newTestEnv(t)
+	nw, lost, kept := networkID(1), endpointID(1), endpointID(2)
+	mustCreateNetwork(t, e, networkReq(nw, []*netapi.IPAMData{ipam("10.1.0.0/24", "")}, "parent", "eth0"))
+	mustCreateEndpoint(t, e, endpointReq(nw, lost, "10.1.0.5/24", ""))
+	mustCreateEndpoint(t, e, endpointReq(nw, kept, "10.1.0.6/24", ""))
+	if !e.d.HoldsAddress(netip.MustParseAddr("10.1.0.5")) || e.d.HoldsAddress(netip.MustParseAddr("10.1.0.7")) {
+		t.Fatal("HoldsAddress does not tell a held address from a free one")
+	}
+	e.d.AddressReleased(ctx, netip.MustParseAddr("10.1.0.5"))
+	if got := e.storedKeys(bucketEndpoints); !slices.Equal(got, []string{kept}) {
+		t.Errorf("stored endpoints %v, want only %s", got, short(kept))
+	}
+	mustCreateEndpoint(t, e, endpointReq(nw, endpointID(3), "10.1.0.5/24", ""))
+}
+
+// TestPoolReleasedForgetsUncreatedNetwork: the IPAM driver's release of a
+// pool a stored network still has (Docker rolling back a create whose
+// answer it never got) deletes that network and withdraws its subnet.
+func TestPoolReleasedForgetsUncreatedNetwork(t *testing.T) {
+	e := newTestEnv(t)
+	nw, other := networkID(1), networkID(2)
+	mustCreateNetwork(t, e, networkReq(nw, []*netapi.IPAMData{ipam("10.1.0.0/24", "")}, "parent", "eth0", "announce", "subnet"))
+	mustCreateNetwork(t, e, networkReq(other, []*netapi.IPAMData{ipam("10.2.0.0/24", "")}, "parent", "eth0"))
+	if !e.d.UsesPool(netip.MustParsePrefix("10.1.0.0/24")) || e.d.UsesPool(netip.MustParsePrefix("10.3.0.0/24")) {
+		t.Fatal("UsesPool does not tell the network's pool from another")
+	}
+	e.d.PoolReleased(ctx, netip.MustParsePrefix("10.1.0.0/24"))
+	if got := e.storedKeys(bucketNetworks); !slices.Equal(got, []string{other}) {
+		t.Errorf("stored networks %v, want only %s", got, short(other))
+	}
+	if got := e.ann.prefixes(nw); len(got) != 0 {
+		t.Errorf("the forgotten network still announces %v", got)
+	}
+	mustCreateNetwork(t, e, networkReq(networkID(3), []*netapi.IPAMData{ipam("10.1.0.0/24", "")}, "parent", "eth0"))
 }
 
 func TestCreateEndpointRejects(t *testing.T) {
@@ -249,33 +332,67 @@ func TestSubnetAnnouncement(t *testing.T) {
 }
 
 // markJoined puts the state a Join leaves behind into the store while the
-// driver is stopped, with a veth standing in for the ipvlan link Docker
-// has not moved yet: this kernel may lack ipvlan, and the watch only looks
-// at names.
+// driver is stopped, with a macvlan on eth0 standing in for the ipvlan link
+// Docker has not moved yet: this kernel may lack ipvlan, and the driver
+// only looks at a link's name, index and parent.
 func (e *testEnv) markJoined(ep string) {
 	e.t.Helper()
 	e.stop()
+	stand := &netlink.Macvlan{LinkAttrs: netlink.LinkAttrs{Name: childName(ep), ParentIndex: e.link("eth0").Attrs().Index}, Mode: netlink.MACVLAN_MODE_BRIDGE}
+	if err := e.h.LinkAdd(stand); err != nil {
+		e.t.Fatalf("stand-in link: %v", err)
+	}
+	e.storeJoined(ep, e.link(childName(ep)).Attrs().Index)
+	e.start()
+}
+
+// storeJoined marks ep joined in the store, its link at ifindex.
+func (e *testEnv) storeJoined(ep string, ifindex int) {
+	e.t.Helper()
 	db, err := store.Open(e.dbPath)
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	defer db.Close()
 	err = db.Update(func(tx *store.Tx) error {
 		var rec endpointRecord
 		if _, err := tx.Get(bucketEndpoints, ep, &rec); err != nil {
 			return err
 		}
-		rec.Joined = true
+		rec.Joined, rec.Ifindex = true, ifindex
 		return tx.Put(bucketEndpoints, ep, rec)
 	})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	_ = db.Close()
-	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: childName(ep)}, PeerName: "stand" + ep[:4]}
-	if err := e.h.LinkAdd(veth); err != nil {
-		e.t.Fatalf("stand-in link: %v", err)
+}
+
+// TestRebootAnnouncesOnlyLiveLinks: after a reboot (every link gone while
+// the plugin was down), a joined endpoint whose link is nowhere is not
+// announced; one whose link is in a container is.
+func TestRebootAnnouncesOnlyLiveLinks(t *testing.T) {
+	e := newTestEnv(t)
+	nw, gone, live := networkID(1), endpointID(1), endpointID(2)
+	mustCreateNetwork(t, e, networkReq(nw, []*netapi.IPAMData{ipam("10.1.0.0/24", "")}, "parent", "eth0"))
+	mustCreateEndpoint(t, e, endpointReq(nw, gone, "10.1.0.5/24", ""))
+	mustCreateEndpoint(t, e, endpointReq(nw, live, "10.1.0.6/24", ""))
+	e.markJoined(gone)
+	e.markJoined(live)
+	e.moveToContainer(childName(gone))
+	e.moveToContainer(childName(live))
+	e.ann.waitFor(t, gone, "10.1.0.5/32")
+	e.ann.waitFor(t, live, "10.1.0.6/32")
+	e.stop()
+	if err := e.hc.LinkDel(e.containerLink(childName(gone))); err != nil {
+		t.Fatal(err)
 	}
 	e.start()
+	if got := e.ann.prefixes(gone); got != nil {
+		t.Errorf("an endpoint whose link is gone is announced after the restart: %v", got)
+	}
+	if got := e.ann.prefixes(live); len(got) != 1 {
+		t.Errorf("an endpoint in a container is not announced after the restart: %v", got)
+	}
 }
 
 // TestAnnouncedOnceInContainer: a joined endpoint is announced only once
@@ -292,7 +409,8 @@ func TestAnnouncedOnceInContainer(t *testing.T) {
 	e.markJoined(ep)
 	e.markJoined(early)
 
-	time.Sleep(5 * movePoll)
+	// Reconcile (run by markJoined's start) looks once before it leaves
+	// the watch to poll: that look saw the link in the host.
 	if got := e.ann.prefixes(ep); got != nil {
 		t.Fatalf("announced %v while the link is still in the host", got)
 	}
@@ -314,7 +432,9 @@ func TestAnnouncedOnceInContainer(t *testing.T) {
 	if e.hasLink(childName(early)) {
 		t.Error("Leave left the link in the host namespace")
 	}
-	time.Sleep(5 * movePoll)
+	// The watch of early ends at its next look, the link being gone; ep's
+	// ended once it was announced.
+	e.d.watchers.Wait()
 	if got := e.ann.prefixes(early); got != nil {
 		t.Errorf("an endpoint that left before its link moved is announced: %v", got)
 	}
@@ -426,4 +546,74 @@ func TestJoinOptions(t *testing.T) {
 	}
 	_, err = join(map[string]any{"communities": "65000"})
 	checkOptionError(t, err, "communities", "numbers")
+}
+
+// TestJoinResponse: what Join tells Docker for each kind of network and
+// container. L3 gives connected default routes, one per family the
+// container has (Docker 28 takes them as gateway candidates and installs
+// the one --gw-priority picks), never a gateway address; L2 gives the
+// network's gateways; a name the user chose goes to DstName.
+func TestJoinResponse(t *testing.T) {
+	v4 := netip.MustParsePrefix("10.1.0.5/24")
+	v6 := netip.MustParsePrefix("fd00:1::5/64")
+	pools := []pool{{Prefix: netip.MustParsePrefix("10.1.0.0/24"), Gateway: netip.MustParseAddr("10.1.0.1")},
+		{Prefix: netip.MustParsePrefix("fd00:1::/64"), Gateway: netip.MustParseAddr("fd00:1::1")}}
+	v4Route := &netapi.StaticRoute{Destination: "0.0.0.0/0", RouteType: routeConnected}
+	v6Route := &netapi.StaticRoute{Destination: "::/0", RouteType: routeConnected}
+	ep := func(ifname string, addrs ...netip.Prefix) endpointRecord {
+		return endpointRecord{ID: endpointID(1), Addresses: addrs, Config: endpointConfig{IfName: ifname}}
+	}
+	net := func(mode ipvlanMode) networkRecord {
+		return networkRecord{Config: networkConfig{Mode: mode}, Pools: pools}
+	}
+	tests := []struct {
+		name    string
+		ep      endpointRecord
+		network networkRecord
+		routes  []*netapi.StaticRoute
+		gw, gw6 string
+		dstName string
+	}{
+		{"l3 dual stack", ep("", v4, v6), net(modeL3), []*netapi.StaticRoute{v4Route, v6Route}, "", "", ""},
+		{"l3 IPv6 only", ep("", v6), net(modeL3), []*netapi.StaticRoute{v6Route}, "", "", ""},
+		{"l3s IPv4 only", ep("", v4), net(modeL3S), []*netapi.StaticRoute{v4Route}, "", "", ""},
+		{"l2", ep("", v4, v6), net(modeL2), nil, "10.1.0.1", "fd00:1::1", ""},
+		{"l2 without an IPv6 gateway", ep("", v6), networkRecord{Config: networkConfig{Mode: modeL2}, Pools: []pool{{Prefix: netip.MustParsePrefix("fd00:1::/64")}}},
+			[]*netapi.StaticRoute{v6Route}, "", "", ""},
+		{"a chosen name", ep("data0", v4), net(modeL3), []*netapi.StaticRoute{v4Route}, "", "", "data0"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := joinResponse(tc.ep, tc.network)
+			want := &api.JoinResponse{
+				InterfaceName: api.InterfaceName{SrcName: childName(tc.ep.ID), DstName: tc.dstName, DstPrefix: "eth"},
+				Gateway:       tc.gw, GatewayIPv6: tc.gw6, StaticRoutes: tc.routes, DisableGatewayService: true,
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("got  %+v\nwant %+v", got, want)
+			}
+		})
+	}
+}
+
+// TestGwAllocCheck: Docker 28 asks before allocating gateways: L3 and L3S
+// networks need none, L2 keeps its own; bad options fail here.
+func TestGwAllocCheck(t *testing.T) {
+	d := &Driver{}
+	for _, tc := range []struct {
+		opts map[string]any
+		skip bool
+	}{
+		{generic("parent", "eth0"), true},
+		{generic("parent", "eth0", "ipvlan_mode", "l3s"), true},
+		{generic(), true}, // internal: a dummy parent
+		{generic("parent", "eth0", "ipvlan_mode", "l2"), false},
+	} {
+		got, err := d.GwAllocCheck(ctx, &api.GwAllocCheckRequest{Options: tc.opts})
+		if err != nil || got.SkipIPv4 != tc.skip || got.SkipIPv6 != tc.skip {
+			t.Errorf("options %v: %+v, %v; want skip %v", tc.opts, got, err, tc.skip)
+		}
+	}
+	_, err := d.GwAllocCheck(ctx, &api.GwAllocCheckRequest{Options: generic("parent", "eth0", "ipvlan_mode", "l4")})
+	checkOptionError(t, err, "ipvlan_mode", "want one of")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,38 +12,85 @@ import (
 	netapi "github.com/docker/go-plugins-helpers/network"
 	"github.com/sirupsen/logrus"
 
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/failpoint"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 	"github.com/ipvlan-bgp/ipvlan-bgp/store"
 )
 
 // CreateEndpoint records an endpoint; its link is made at Join, as Docker's
-// own ipvlan driver does. Steps: validate, store, memory; nothing in the
-// kernel, so a crash leaves either no record or a whole one.
+// own ipvlan driver does. Steps: validate, queue the record and hold it in
+// memory (under the lock), then wait for the record on disk (unlocked, so
+// concurrent starts share one disk sync); nothing in the kernel, so a
+// crash leaves either no record or a whole one.
 func (d *Driver) CreateEndpoint(ctx context.Context, req *netapi.CreateEndpointRequest) (*netapi.CreateEndpointResponse, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	d.changes.Lock()
-	defer d.changes.Unlock()
-	rec, err := d.newEndpointRecord(req)
+	rec, committed, err := d.recordEndpoint(req)
 	if err != nil {
 		return nil, err
 	}
+	if committed != nil {
+		if err := committed(); err != nil {
+			d.unrecordEndpoint(rec)
+			return nil, fmt.Errorf("create endpoint %s: %w", short(rec.ID), err)
+		}
+		d.log.WithFields(logrus.Fields{"network": rec.NetworkID, "endpoint": rec.ID, "addresses": rec.Addresses, "budget_fallback": rec.Fallback}).Info("endpoint created")
+	}
+	// The addresses came from Docker: answering with any would make Docker
+	// roll the endpoint back.
+	return &netapi.CreateEndpointResponse{Interface: &netapi.EndpointInterface{}}, nil
+}
+
+// recordEndpoint validates a new endpoint, queues its record and holds it
+// in memory; committed waits for the record on disk. The same request again
+// (its first answer lost in a crash) gets no error and a nil committed.
+func (d *Driver) recordEndpoint(req *netapi.CreateEndpointRequest) (rec endpointRecord, committed func() error, err error) {
+	d.changes.Lock()
+	defer d.changes.Unlock()
+	if rec, err = d.newEndpointRecord(req); err != nil {
+		return rec, nil, err
+	}
+	if stored, exists := d.state.endpoint(rec.ID); exists {
+		if stored.NetworkID != rec.NetworkID || !slices.Equal(stored.Addresses, rec.Addresses) || !reflect.DeepEqual(stored.Config, rec.Config) {
+			return rec, nil, fmt.Errorf("ipvlan-bgp: endpoint %s already exists with other addresses or options", short(rec.ID))
+		}
+		return rec, nil, nil
+	}
+	if err := d.checkAddressesFree(rec); err != nil {
+		return rec, nil, err
+	}
 	network, _ := d.state.network(rec.NetworkID)
 	if err := d.checkBudget(&rec, network); err != nil {
-		return nil, err
+		return rec, nil, err
 	}
-	if err := d.db.Update(func(tx *store.Tx) error { return tx.Put(bucketEndpoints, rec.ID, rec) }); err != nil {
-		return nil, fmt.Errorf("create endpoint %s: %w", short(rec.ID), err)
-	}
+	committed = d.db.Write(func(tx *store.Tx) error { return tx.Put(bucketEndpoints, rec.ID, rec) })
 	d.state.putEndpoint(rec)
 	if rec.Fallback {
 		d.announceNetwork(network)
 	}
-	d.log.WithFields(logrus.Fields{"network": rec.NetworkID, "endpoint": rec.ID, "addresses": rec.Addresses, "budget_fallback": rec.Fallback}).Info("endpoint created")
-	// The addresses came from Docker: answering with any would make Docker
-	// roll the endpoint back.
-	return &netapi.CreateEndpointResponse{Interface: &netapi.EndpointInterface{}}, nil
+	return rec, committed, nil
+}
+
+// unrecordEndpoint forgets an endpoint whose record did not reach the disk.
+func (d *Driver) unrecordEndpoint(rec endpointRecord) {
+	d.changes.Lock()
+	defer d.changes.Unlock()
+	d.state.removeEndpoint(rec.ID)
+	if network, ok := d.state.network(rec.NetworkID); ok && rec.Fallback {
+		d.announceNetwork(network)
+	}
+}
+
+// checkAddressesFree refuses an address another endpoint holds: two
+// containers with one address would split its traffic.
+func (d *Driver) checkAddressesFree(rec endpointRecord) error {
+	for _, a := range rec.Addresses {
+		if other, ok := d.state.holderOf(a.Addr()); ok {
+			return optionErr("ip", a.Addr().String(), "endpoint %s of network %s already has it", short(other.ID), short(other.NetworkID))
+		}
+	}
+	return nil
 }
 
 // newEndpointRecord validates a CreateEndpoint request against its network.
@@ -53,9 +101,6 @@ func (d *Driver) newEndpointRecord(req *netapi.CreateEndpointRequest) (endpointR
 	network, ok := d.state.network(req.NetworkID)
 	if !ok {
 		return endpointRecord{}, fmt.Errorf("ipvlan-bgp: network %s not found", short(req.NetworkID))
-	}
-	if _, exists := d.state.endpoint(req.EndpointID); exists {
-		return endpointRecord{}, fmt.Errorf("ipvlan-bgp: endpoint %s already exists", short(req.EndpointID))
 	}
 	iface := req.Interface
 	if iface == nil {
@@ -119,31 +164,62 @@ func parseEndpointAddress(value string, want4 bool, pools []pool) (netip.Prefix,
 // crash after each step leaves:
 //  1. withdraw: the record is kept; Docker repeats the call.
 //  2. delete the link if it is still in the host namespace: same.
-//  3. delete the record, then memory.
+//  3. queue the record's deletion and forget it in memory (under the
+//     lock), then wait for the deletion on disk (unlocked, so concurrent
+//     removals share a disk sync); the answer waits for the disk.
 func (d *Driver) DeleteEndpoint(ctx context.Context, req *netapi.DeleteEndpointRequest) error {
+	if err := checkDockerID("endpoint", req.EndpointID); err != nil {
+		return err
+	}
+	return d.deleteEndpoint(ctx, req.EndpointID)
+}
+
+func (d *Driver) deleteEndpoint(ctx context.Context, id string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	rec, committed, err := d.dropEndpoint(id)
+	if err != nil || committed == nil {
+		return err
+	}
+	if err := committed(); err != nil {
+		// The record is still on disk: keep it in memory too, for the
+		// repeat Docker sends.
+		d.state.putEndpoint(rec)
+		return fmt.Errorf("delete endpoint %s: %w", short(rec.ID), err)
+	}
+	d.log.WithFields(logrus.Fields{"network": rec.NetworkID, "endpoint": rec.ID}).Info("endpoint deleted")
+	return nil
+}
+
+// dropEndpoint withdraws an endpoint, deletes its link if still in the
+// host, queues the deletion of its record and forgets it; committed waits
+// for the deletion on disk, nil if there was no endpoint. The link's
+// deletion, the kernel's work, runs outside the lock: concurrent removals
+// of different containers need not wait for each other there.
+func (d *Driver) dropEndpoint(id string) (rec endpointRecord, committed func() error, err error) {
+	d.changes.Lock()
+	rec, ok := d.state.endpoint(id)
+	if ok {
+		d.announce.withdraw(rec.ID)
+	}
+	d.changes.Unlock()
+	if !ok {
+		return rec, nil, nil
+	}
+	if err := d.links.remove(childName(rec.ID)); err != nil {
+		return rec, nil, fmt.Errorf("delete endpoint %s: %w", short(rec.ID), err)
+	}
+	failpoint.Hit("NetworkDriver.DeleteEndpoint:withdrawn")
 	d.changes.Lock()
 	defer d.changes.Unlock()
-	rec, ok := d.state.endpoint(req.EndpointID)
-	if !ok {
-		return nil
-	}
-	d.announce.withdraw(rec.ID)
-	if err := d.links.remove(childName(rec.ID)); err != nil {
-		return fmt.Errorf("delete endpoint %s: %w", short(rec.ID), err)
-	}
-	if err := d.db.Update(func(tx *store.Tx) error { return tx.Delete(bucketEndpoints, rec.ID) }); err != nil {
-		return fmt.Errorf("delete endpoint %s: %w", short(rec.ID), err)
-	}
+	committed = d.db.Write(func(tx *store.Tx) error { return tx.Delete(bucketEndpoints, rec.ID) })
 	d.state.removeEndpoint(rec.ID)
 	d.traffic.forget(rec.ID)
 	if network, ok := d.state.network(rec.NetworkID); ok && rec.Fallback {
 		d.announceNetwork(network)
 	}
-	d.log.WithFields(logrus.Fields{"network": rec.NetworkID, "endpoint": rec.ID}).Info("endpoint deleted")
-	return nil
+	return rec, committed, nil
 }
 
 // EndpointInfo is what `docker network inspect` and `docker inspect` show

@@ -190,15 +190,21 @@ func (e *testEnv) moveToContainer(name string) {
 	}
 }
 
-// moveToHost does what Docker does when a container leaves: it moves the
-// link back under its original name.
-func (e *testEnv) moveToHost(name string) {
+// containerLink is the link called name in the container.
+func (e *testEnv) containerLink(name string) netlink.Link {
 	e.t.Helper()
 	l, err := e.hc.LinkByName(name)
 	if err != nil {
 		e.t.Fatalf("link %s in the container: %v", name, err)
 	}
-	if err := e.hc.LinkSetNsFd(l, int(e.host)); err != nil {
+	return l
+}
+
+// moveToHost does what Docker does when a container leaves: it moves the
+// link back under its original name.
+func (e *testEnv) moveToHost(name string) {
+	e.t.Helper()
+	if err := e.hc.LinkSetNsFd(e.containerLink(name), int(e.host)); err != nil {
 		e.t.Fatalf("move %s back to the host: %v", name, err)
 	}
 }

@@ -7,6 +7,8 @@ import (
 
 	netapi "github.com/docker/go-plugins-helpers/network"
 	"github.com/vishvananda/netlink"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/api"
 )
 
 // These tests need ipvlan, 802.1q or dummy links. They skip where the
@@ -26,7 +28,7 @@ func (e *testEnv) oneEndpoint() (network, endpoint string) {
 	return network, endpoint
 }
 
-func (e *testEnv) join(network, endpoint string) *netapi.JoinResponse {
+func (e *testEnv) join(network, endpoint string) *api.JoinResponse {
 	e.t.Helper()
 	resp, err := e.d.Join(ctx, &netapi.JoinRequest{NetworkID: network, EndpointID: endpoint, SandboxKey: "/var/run/docker/netns/test"})
 	if err != nil {
@@ -106,9 +108,9 @@ func TestLifecycle(t *testing.T) {
 	}
 }
 
-func checkJoinResponse(t *testing.T, resp *netapi.JoinResponse, name string, l2 bool) {
+func checkJoinResponse(t *testing.T, resp *api.JoinResponse, name string, l2 bool) {
 	t.Helper()
-	if resp.InterfaceName != (netapi.InterfaceName{SrcName: name, DstPrefix: "eth"}) || !resp.DisableGatewayService {
+	if resp.InterfaceName != (api.InterfaceName{SrcName: name, DstPrefix: "eth"}) || !resp.DisableGatewayService {
 		t.Errorf("interface %+v, gateway service disabled %v", resp.InterfaceName, resp.DisableGatewayService)
 	}
 	var routes []netapi.StaticRoute
@@ -270,6 +272,7 @@ func TestReconcile(t *testing.T) {
 	e := newTestEnv(t)
 	e.requireLinkType("ipvlan")
 	e.requireLinkType("vlan")
+	e.requireLinkType("dummy")
 	nA, nB, joined, unjoined := networkID(1), networkID(2), endpointID(1), endpointID(2)
 	mustCreateNetwork(t, e, networkReq(nA, dualStack("10.1.0", "fd00:1"), "parent", "eth0"))
 	mustCreateNetwork(t, e, networkReq(nB, dualStack("10.2.0", "fd00:2"), "parent", "eth0.100"))
@@ -285,7 +288,12 @@ func TestReconcile(t *testing.T) {
 	if err := e.h.LinkSetAlias(e.link("eth0.300"), ownerAlias); err != nil { // a crash inside CreateNetwork
 		t.Fatal(err)
 	}
-	if err := e.h.LinkDel(e.link("eth0.100")); err != nil { // a reboot
+	// Crashes inside createParent, before the mark: a VLAN still under its
+	// temporary name, a dummy not yet marked.
+	e.addLink(&netlink.Vlan{LinkAttrs: netlink.LinkAttrs{Name: vlanPrefix + "00000000ab", ParentIndex: e.link("eth0").Attrs().Index}, VlanId: 301})
+	e.addLink(&netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: dummyName(networkID(9))}})
+	e.addLink(&netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: "dummy7"}}) // someone else's
+	if err := e.h.LinkDel(e.link("eth0.100")); err != nil {                 // a reboot
 		t.Fatal(err)
 	}
 	e.start()
@@ -294,6 +302,7 @@ func TestReconcile(t *testing.T) {
 	for name, want := range map[string]bool{
 		"eth0.100": true, "eth0.300": false, childName(joined): true, childName(unjoined): false,
 		childPrefix + "0123456789a": false, "keep0": true,
+		vlanPrefix + "00000000ab": false, dummyName(networkID(9)): false, "dummy7": true,
 	} {
 		if slices.Contains(got, name) != want {
 			t.Errorf("after Reconcile link %s present=%v, want %v (links %v)", name, !want, want, got)

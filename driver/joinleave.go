@@ -11,6 +11,8 @@ import (
 	netapi "github.com/docker/go-plugins-helpers/network"
 	"github.com/sirupsen/logrus"
 
+	"github.com/ipvlan-bgp/ipvlan-bgp/api"
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/failpoint"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 	"github.com/ipvlan-bgp/ipvlan-bgp/store"
 )
@@ -45,7 +47,7 @@ const (
 //     deletes.
 //  5. memory, then arm the announcement, made once the link has left the
 //     host namespace (Reconcile arms it again).
-func (d *Driver) Join(ctx context.Context, req *netapi.JoinRequest) (*netapi.JoinResponse, error) {
+func (d *Driver) Join(ctx context.Context, req *netapi.JoinRequest) (*api.JoinResponse, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -63,6 +65,7 @@ func (d *Driver) Join(ctx context.Context, req *netapi.JoinRequest) (*netapi.Joi
 	if err != nil {
 		return nil, fmt.Errorf("join endpoint %s: %w", short(ep.ID), err)
 	}
+	failpoint.Hit("NetworkDriver.Join:link-created")
 	ep.Joined, ep.Ifindex, ep.Sandbox = true, ifindex, sandboxName(req.SandboxKey)
 	if err := d.db.Update(func(tx *store.Tx) error { return tx.Put(bucketEndpoints, ep.ID, ep) }); err != nil {
 		d.undo("delete link", d.links.remove(name), logrus.Fields{"endpoint": ep.ID, "link": name})
@@ -117,10 +120,13 @@ func (d *Driver) joinTarget(req *netapi.JoinRequest) (endpointRecord, networkRec
 // joinResponse tells Docker what to name the interface and how to route in
 // the container: in L3 modes (and for a family with no gateway) a connected
 // default route, since the parent routes for the container; in L2 mode the
-// network's gateway.
-func joinResponse(ep endpointRecord, network networkRecord) *netapi.JoinResponse {
-	resp := &netapi.JoinResponse{
-		InterfaceName: netapi.InterfaceName{SrcName: childName(ep.ID), DstPrefix: containerIfPrefix},
+// network's gateway. Docker 28+ takes a default route as a candidate and
+// installs the one of the container's networks with the highest
+// --gw-priority, so a container on this network and a bridge keeps one
+// working default route, the user's choice.
+func joinResponse(ep endpointRecord, network networkRecord) *api.JoinResponse {
+	resp := &api.JoinResponse{
+		InterfaceName: api.InterfaceName{SrcName: childName(ep.ID), DstName: ep.Config.IfName, DstPrefix: containerIfPrefix},
 		// Never attach the container to docker_gwbridge: the ipvlan link
 		// is its way out, also for an IPv6-only container.
 		DisableGatewayService: true,
@@ -265,6 +271,9 @@ func (d *Driver) announceIfMoved(endpointID string, token uint64, adverts []rout
 //     unjoined endpoint, which Reconcile deletes.
 //  3. memory, then delete the link if it is in the host namespace.
 func (d *Driver) Leave(ctx context.Context, req *netapi.LeaveRequest) error {
+	if err := checkDockerID("endpoint", req.EndpointID); err != nil {
+		return err
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -276,6 +285,7 @@ func (d *Driver) Leave(ctx context.Context, req *netapi.LeaveRequest) error {
 	}
 	withdrawn := d.announce.announced(ep.ID)
 	d.announce.withdraw(ep.ID)
+	failpoint.Hit("NetworkDriver.Leave:withdrawn")
 	if ep.Joined {
 		ep.Joined = false
 		if err := d.db.Update(func(tx *store.Tx) error { return tx.Put(bucketEndpoints, ep.ID, ep) }); err != nil {

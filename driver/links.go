@@ -3,6 +3,7 @@ package driver
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"strings"
 
@@ -21,6 +22,10 @@ const (
 	childPrefix = "ipb-"
 	// dummyPrefix starts the name of an internal network's dummy parent.
 	dummyPrefix = "ipbd-"
+	// vlanPrefix starts the name a VLAN parent is created under before it
+	// is marked as the plugin's and renamed to NIC.VID: a crash in between
+	// leaves a link Reconcile knows by its name.
+	vlanPrefix = "ipbv-"
 	// ownerAlias is written into IFLA_IFALIAS of every parent the plugin
 	// creates (VLAN and dummy), so that a parent left behind by a crash is
 	// recognised as the plugin's even though its name (eth0.100) is not.
@@ -183,9 +188,13 @@ func parentOf(networkID string, cfg networkConfig) (string, parentKind) {
 	return cfg.Parent, parentExisting
 }
 
-// createParent creates a VLAN or dummy parent, up and marked as the plugin's.
+// createParent creates a VLAN or dummy parent, up and marked as the
+// plugin's. The kernel ignores an alias given at creation, so the mark comes
+// after: a dummy's name (ipbd-) already says whose it is, and a VLAN is made
+// under a name that does (ipbv-) and renamed once marked. A crash at any
+// point leaves a link Reconcile recognises.
 func (l *links) createParent(name string, kind parentKind, cfg networkConfig) error {
-	attrs := netlink.LinkAttrs{Name: name, Flags: net.FlagUp}
+	attrs := netlink.LinkAttrs{Name: name}
 	var link netlink.Link
 	switch kind {
 	case parentVLAN:
@@ -196,6 +205,7 @@ func (l *links) createParent(name string, kind parentKind, cfg networkConfig) er
 		if nic == nil {
 			return optionErr(optParent, cfg.Parent, "no network interface %s to carry VLAN %d", cfg.ParentNIC, cfg.VLAN)
 		}
+		attrs.Name = fmt.Sprintf("%s%010x", vlanPrefix, rand.Uint64()&0xffffffffff)
 		attrs.ParentIndex = nic.Attrs().Index
 		link = &netlink.Vlan{LinkAttrs: attrs, VlanId: cfg.VLAN}
 	case parentDummy:
@@ -209,23 +219,39 @@ func (l *links) createParent(name string, kind parentKind, cfg networkConfig) er
 	if err := l.h.LinkAdd(link); err != nil {
 		return fmt.Errorf("create %s parent %s: %w", kind, name, err)
 	}
-	// The kernel ignores an alias given at creation. A crash before this
-	// line leaves an unmarked parent, which is then kept as the operator's.
-	if err := l.h.LinkSetAlias(link, ownerAlias); err != nil {
-		err = fmt.Errorf("mark parent %s as the plugin's: %w", name, err)
-		return errors.Join(err, l.remove(name))
+	current := attrs.Name // the name to delete it by if a step fails
+	err := l.h.LinkSetAlias(link, ownerAlias)
+	if err == nil && current != name {
+		if err = l.h.LinkSetName(link, name); err == nil {
+			current = name
+		}
+	}
+	if err == nil {
+		err = l.h.LinkSetUp(link)
+	}
+	if err != nil {
+		err = fmt.Errorf("set up %s parent %s: %w", kind, name, err)
+		return errors.Join(err, l.remove(current))
 	}
 	return nil
 }
 
 // ensureOwnedParent recreates a plugin-owned parent that went missing (a
-// reboot, or someone deleted it).
+// reboot, or someone deleted it), and brings one left down back up.
 func (l *links) ensureOwnedParent(rec networkRecord) (created bool, err error) {
 	link, err := l.lookup(rec.Parent)
-	if err != nil || link != nil {
+	if err != nil {
 		return false, err
 	}
-	return true, l.createParent(rec.Parent, rec.ParentOwned, rec.Config)
+	if link == nil {
+		return true, l.createParent(rec.Parent, rec.ParentOwned, rec.Config)
+	}
+	if link.Attrs().Flags&net.FlagUp == 0 {
+		if err := l.h.LinkSetUp(link); err != nil {
+			return false, fmt.Errorf("bring up parent %s: %w", rec.Parent, err)
+		}
+	}
+	return false, nil
 }
 
 // list returns the names of the links that match keep.
@@ -250,7 +276,13 @@ func (l *links) ownedChildren() ([]string, error) {
 	})
 }
 
-// ownedParents lists the VLAN and dummy parents the plugin created.
+// ownedParents lists the VLAN and dummy parents the plugin created: marked,
+// or named as only the plugin names them.
 func (l *links) ownedParents() ([]string, error) {
-	return l.list(func(link netlink.Link) bool { return link.Attrs().Alias == ownerAlias })
+	return l.list(func(link netlink.Link) bool {
+		name := link.Attrs().Name
+		return link.Attrs().Alias == ownerAlias ||
+			(link.Type() == "dummy" && strings.HasPrefix(name, dummyPrefix)) ||
+			(link.Type() == "vlan" && strings.HasPrefix(name, vlanPrefix))
+	})
 }

@@ -3,10 +3,13 @@ package driver
 import (
 	"context"
 	"fmt"
+	"reflect"
+	"slices"
 
 	netapi "github.com/docker/go-plugins-helpers/network"
 	"github.com/sirupsen/logrus"
 
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/failpoint"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 	"github.com/ipvlan-bgp/ipvlan-bgp/store"
 )
@@ -29,8 +32,8 @@ func (d *Driver) CreateNetwork(ctx context.Context, req *netapi.CreateNetworkReq
 	}
 	d.changes.Lock()
 	defer d.changes.Unlock()
-	if _, exists := d.state.network(rec.ID); exists {
-		return fmt.Errorf("ipvlan-bgp: network %s already exists", short(rec.ID))
+	if stored, exists := d.state.network(rec.ID); exists {
+		return d.createAgain(stored, rec)
 	}
 	if err := d.checkConflicts(rec); err != nil {
 		return err
@@ -43,6 +46,7 @@ func (d *Driver) CreateNetwork(ctx context.Context, req *netapi.CreateNetworkReq
 		return err
 	}
 	rec.Parent, rec.ParentOwned = parent, owned
+	failpoint.Hit("NetworkDriver.CreateNetwork:parent-ready")
 	err = d.checkParentMTU(rec)
 	if err == nil {
 		err = d.db.Update(func(tx *store.Tx) error { return tx.Put(bucketNetworks, rec.ID, rec) })
@@ -56,6 +60,22 @@ func (d *Driver) CreateNetwork(ctx context.Context, req *netapi.CreateNetworkReq
 	d.state.putNetwork(rec)
 	d.announceNetwork(rec)
 	d.log.WithFields(logrus.Fields{"network": rec.ID, "parent": parent, "mode": rec.Config.Mode, "announce": rec.Config.Announce}).Info("network created")
+	return nil
+}
+
+// createAgain answers a CreateNetwork for a network already stored: the
+// same request again (its first answer was lost in a crash) succeeds, with
+// the parent made again if it went missing; another one is an error.
+func (d *Driver) createAgain(stored, rec networkRecord) error {
+	if !reflect.DeepEqual(stored.Config, rec.Config) || !slices.Equal(stored.Pools, rec.Pools) {
+		return fmt.Errorf("ipvlan-bgp: network %s already exists with other options or subnets", short(rec.ID))
+	}
+	if stored.ParentOwned != parentExisting {
+		if _, err := d.links.ensureOwnedParent(stored); err != nil {
+			return err
+		}
+	}
+	d.log.WithField("network", rec.ID).Info("network created again: the same request as before")
 	return nil
 }
 
@@ -149,12 +169,19 @@ func (d *Driver) checkParentMTU(rec networkRecord) error {
 //  4. memory, then delete an owned parent no other network uses: an owned
 //     parent no network uses, which Reconcile deletes.
 func (d *Driver) DeleteNetwork(ctx context.Context, req *netapi.DeleteNetworkRequest) error {
+	if err := checkDockerID("network", req.NetworkID); err != nil {
+		return err
+	}
+	return d.deleteNetwork(ctx, req.NetworkID)
+}
+
+func (d *Driver) deleteNetwork(ctx context.Context, id string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	d.changes.Lock()
 	defer d.changes.Unlock()
-	rec, ok := d.state.network(req.NetworkID)
+	rec, ok := d.state.network(id)
 	if !ok {
 		return nil
 	}
@@ -166,6 +193,7 @@ func (d *Driver) DeleteNetwork(ctx context.Context, req *netapi.DeleteNetworkReq
 			return fmt.Errorf("delete network %s: %w", short(rec.ID), err)
 		}
 	}
+	failpoint.Hit("NetworkDriver.DeleteNetwork:withdrawn")
 	err := d.db.Update(func(tx *store.Tx) error {
 		for _, ep := range endpoints {
 			if err := tx.Delete(bucketEndpoints, ep.ID); err != nil {

@@ -40,6 +40,9 @@ const (
 	dockerEnableIPv4 = "com.docker.network.enable_ipv4"
 	dockerInternal   = "com.docker.network.internal"
 	dockerMAC        = "com.docker.network.endpoint.macaddress"
+	// dockerIfName is the container interface name a user chose (Docker
+	// 28: --network name=N,driver-opt=com.docker.network.endpoint.ifname=X).
+	dockerIfName = "com.docker.network.endpoint.ifname"
 	// dockerPrefix marks keys Docker adds on its own (port maps, exposed
 	// ports, sysctls): none of them concern a routed network, and rejecting
 	// them would break every `docker run -p`.
@@ -308,6 +311,9 @@ func (c communityOptions) checkSize(inherited communityOptions, value func(key s
 // endpointConfig is a container's --driver-opt values, parsed once.
 type endpointConfig struct {
 	communityOptions
+	// IfName is the interface name the user chose in the container; ""
+	// lets Docker name it (eth0, eth1, ...).
+	IfName string `json:"ifname,omitempty"`
 }
 
 // parseEndpointOptions reads CreateEndpointRequest.Options or
@@ -317,10 +323,18 @@ type endpointConfig struct {
 func parseEndpointOptions(opts map[string]any) (endpointConfig, error) {
 	var cfg endpointConfig
 	for key, raw := range opts {
-		if key == dockerMAC {
+		switch key {
+		case dockerMAC:
 			if mac, isString := raw.(string); raw != nil && !(isString && mac == "") {
 				return cfg, optionErr("mac-address", fmt.Sprint(raw), "ipvlan interfaces share the parent's MAC address; remove --mac-address")
 			}
+			continue
+		case dockerIfName:
+			name, _ := raw.(string)
+			if err := checkIfName(name); err != nil {
+				return cfg, optionErr(key, fmt.Sprint(raw), "%s", err)
+			}
+			cfg.IfName = name
 			continue
 		}
 		if strings.HasPrefix(key, dockerPrefix) {

@@ -150,8 +150,9 @@ func TestParseEndpointOptions(t *testing.T) {
 		want endpointConfig
 	}{
 		{"none", nil, endpointConfig{}},
-		{"communities", map[string]any{"communities": "65000:7"}, endpointConfig{communityOptions{Communities: []string{"65000:7"}}}},
-		{"large communities", map[string]any{"large_communities": "1:2:3"}, endpointConfig{communityOptions{LargeCommunities: []string{"1:2:3"}}}},
+		{"communities", map[string]any{"communities": "65000:7"}, endpointConfig{communityOptions: communityOptions{Communities: []string{"65000:7"}}}},
+		{"large communities", map[string]any{"large_communities": "1:2:3"}, endpointConfig{communityOptions: communityOptions{LargeCommunities: []string{"1:2:3"}}}},
+		{"interface name (Docker 28)", map[string]any{dockerIfName: "data0"}, endpointConfig{IfName: "data0"}},
 		{"docker's own keys skipped", map[string]any{
 			"com.docker.network.portmap":               []any{map[string]any{"Proto": 6.0}},
 			"com.docker.network.endpoint.exposedports": []any{},
@@ -184,6 +185,9 @@ func TestParseEndpointOptionsErrors(t *testing.T) {
 		{"bad large community", map[string]any{"large_communities": "1:2:99999999999"}, "large_communities", "32-bit"},
 		{"MAC address", map[string]any{dockerMAC: "02:42:ac:11:00:02"}, "mac-address", "MAC"},
 		{"MAC address in another form", map[string]any{dockerMAC: []any{2.0, 66.0}}, "mac-address", "MAC"},
+		{"interface name too long", map[string]any{dockerIfName: "a-very-long-name0"}, dockerIfName, "at most 15 characters"},
+		{"interface name with a slash", map[string]any{dockerIfName: "eth/0"}, dockerIfName, "'/'"},
+		{"interface name not a string", map[string]any{dockerIfName: 7.0}, dockerIfName, "empty interface name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -20,7 +20,9 @@ import (
 //     joined endpoint owns; a joined endpoint's link there is kept, Docker
 //     is about to move it or roll it back;
 //  4. announce every announce=subnet network, and every joined endpoint
-//     whose link is in a container (watching those whose link is not yet).
+//     whose link is in a container (watching those whose link is still in
+//     the host); a joined endpoint whose link is nowhere (a reboot, a
+//     container that died while the plugin was down) is not announced.
 //
 // A failed step does not stop the others; all failures are returned.
 func (d *Driver) Reconcile(ctx context.Context) error {
@@ -103,11 +105,31 @@ func (d *Driver) reannounce() {
 		if !ep.Joined {
 			continue
 		}
+		log := d.log.WithFields(logrus.Fields{"endpoint": ep.ID, "network": ep.NetworkID, "link": childName(ep.ID)})
 		network, ok := d.state.network(ep.NetworkID)
 		if !ok {
-			d.log.WithFields(logrus.Fields{"endpoint": ep.ID, "network": ep.NetworkID}).Warn("endpoint of an unknown network: not announcing it")
+			log.Warn("endpoint of an unknown network: not announcing it")
+			continue
+		}
+		if !d.linkExists(ep, network, log) {
+			log.Warn("endpoint's link is in no container (a reboot, or its container died while the plugin was down): not announcing it until Docker joins it again")
 			continue
 		}
 		d.announceWhenMoved(ep, network)
 	}
+}
+
+// linkExists reports whether a joined endpoint's link is anywhere: in the
+// host (Docker is about to move it) or in a container. When that cannot
+// be told, it counts as there: announcing is what a restart did before.
+func (d *Driver) linkExists(ep endpointRecord, network networkRecord, log *logrus.Entry) bool {
+	if inHost, err := d.links.inHost(childName(ep.ID)); err != nil || inHost {
+		return true
+	}
+	found, err := d.inContainer(ep, network)
+	if err != nil {
+		log.WithError(err).Warn("cannot tell whether the endpoint's link is in a container; announcing it")
+		return true
+	}
+	return found
 }

@@ -38,6 +38,10 @@ type networkRecord struct {
 	ParentOwned parentKind `json:"parentOwned,omitempty"`
 }
 
+func (n networkRecord) hasPool(prefix netip.Prefix) bool {
+	return slices.ContainsFunc(n.Pools, func(p pool) bool { return p.Prefix == prefix })
+}
+
 // endpointRecord is one endpoint as stored and held in memory.
 type endpointRecord struct {
 	ID        string         `json:"id"`
@@ -67,10 +71,21 @@ type state struct {
 	mu        sync.Mutex
 	networks  map[string]networkRecord
 	endpoints map[string]endpointRecord
+	// holders indexes endpoints by address: the IPAM driver asks for
+	// every address it hands out or takes back.
+	holders map[netip.Addr]string
 }
 
 func newState() *state {
-	return &state{networks: map[string]networkRecord{}, endpoints: map[string]endpointRecord{}}
+	return &state{networks: map[string]networkRecord{}, endpoints: map[string]endpointRecord{}, holders: map[netip.Addr]string{}}
+}
+
+// holderOf is the endpoint that has addr.
+func (s *state) holderOf(addr netip.Addr) (endpointRecord, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.endpoints[s.holders[addr]]
+	return e, ok
 }
 
 func (s *state) network(id string) (networkRecord, bool) {
@@ -121,7 +136,11 @@ func (s *state) putNetwork(n networkRecord) {
 func (s *state) putEndpoint(e endpointRecord) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.removeEndpointLocked(e.ID)
 	s.endpoints[e.ID] = e
+	for _, a := range e.Addresses {
+		s.holders[a.Addr()] = e.ID
+	}
 }
 
 // removeNetwork drops a network and its endpoints.
@@ -131,7 +150,7 @@ func (s *state) removeNetwork(id string) {
 	delete(s.networks, id)
 	for epID, e := range s.endpoints {
 		if e.NetworkID == id {
-			delete(s.endpoints, epID)
+			s.removeEndpointLocked(epID)
 		}
 	}
 }
@@ -139,6 +158,15 @@ func (s *state) removeNetwork(id string) {
 func (s *state) removeEndpoint(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.removeEndpointLocked(id)
+}
+
+func (s *state) removeEndpointLocked(id string) {
+	for _, a := range s.endpoints[id].Addresses {
+		if s.holders[a.Addr()] == id {
+			delete(s.holders, a.Addr())
+		}
+	}
 	delete(s.endpoints, id)
 }
 
@@ -151,7 +179,13 @@ func (s *state) load(db *store.DB) error {
 		if err != nil {
 			return err
 		}
-		return loadBucket(tx, bucketEndpoints, func(e endpointRecord) string { return e.ID }, s.endpoints)
+		err = loadBucket(tx, bucketEndpoints, func(e endpointRecord) string { return e.ID }, s.endpoints)
+		for _, e := range s.endpoints {
+			for _, a := range e.Addresses {
+				s.holders[a.Addr()] = e.ID
+			}
+		}
+		return err
 	})
 }
 

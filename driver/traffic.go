@@ -62,15 +62,11 @@ func (t *traffic) forget(endpointID string) {
 // Traffic reads the counters of every joined endpoint whose link is in a
 // container. An endpoint whose link cannot be found is left out.
 func (d *Driver) Traffic(ctx context.Context) ([]EndpointTraffic, error) {
-	sock, err := routeSocket(d.traffic.ns)
+	sock, ids, err := d.traffic.open()
 	if err != nil {
 		return nil, err
 	}
 	defer sock.Close()
-	ids, err := netnsIDs(sock)
-	if err != nil {
-		return nil, err
-	}
 	parents := map[string]int{}
 	var out []EndpointTraffic
 	for _, ep := range d.state.allEndpoints() {
@@ -102,6 +98,41 @@ func (d *Driver) Traffic(ctx context.Context) ([]EndpointTraffic, error) {
 	}
 	slices.SortFunc(out, func(a, b EndpointTraffic) int { return strings.Compare(a.Endpoint, b.Endpoint) })
 	return out, nil
+}
+
+// inContainer reports whether a joined endpoint's link is in some
+// container: after a reboot, or for a container that died while the plugin
+// was down, it is nowhere. An endpoint without a recorded index cannot be
+// looked for; it counts as there.
+func (d *Driver) inContainer(ep endpointRecord, network networkRecord) (bool, error) {
+	if ep.Ifindex == 0 {
+		return true, nil
+	}
+	parent, err := d.links.lookup(network.Parent)
+	if err != nil || parent == nil {
+		return false, err
+	}
+	sock, ids, err := d.traffic.open()
+	if err != nil {
+		return false, err
+	}
+	defer sock.Close()
+	link, err := d.traffic.find(sock, ids, ep, parent.Attrs().Index)
+	return link != nil, err
+}
+
+// open opens an rtnetlink socket and lists the namespaces it can look into.
+func (t *traffic) open() (*nl.SocketHandle, []int32, error) {
+	sock, err := routeSocket(t.ns)
+	if err != nil {
+		return nil, nil, err
+	}
+	ids, err := netnsIDs(sock)
+	if err != nil {
+		sock.Close()
+		return nil, nil, err
+	}
+	return sock, ids, nil
 }
 
 func countersOf(ep endpointRecord, s *netlink.LinkStatistics) EndpointTraffic {

@@ -8,11 +8,10 @@ import (
 // Kinds of failure, for errors.Is. Every error this package returns for a bad
 // request or a full pool is an *Error wrapping one of them.
 var (
-	ErrInvalid      = errors.New("invalid request")
-	ErrUnknownPool  = errors.New("unknown pool")
-	ErrInUse        = errors.New("already in use")
-	ErrNotAllocated = errors.New("not allocated")
-	ErrExhausted    = errors.New("no free address")
+	ErrInvalid     = errors.New("invalid request")
+	ErrUnknownPool = errors.New("unknown pool")
+	ErrInUse       = errors.New("already in use")
+	ErrExhausted   = errors.New("no free address")
 )
 
 // Error is a request that cannot be honoured. Docker shows its text at the

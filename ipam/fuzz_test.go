@@ -51,6 +51,9 @@ func FuzzRequestPool(f *testing.F) {
 		{"", "fd00:1::/64", "fd00:1::/128", "", "", true},
 		{"", "10.0.0.0/24", "", "foo", "bar", false},
 		{"x", "::ffff:1.2.3.4/120", "1.2.3.4/32", "", "", true},
+		{"", "0.0.0.0/24", "", "", "", false},
+		{"", "::/96", "", "", "", true},
+		{"", "0.0.0.0/31", "", "", "", false},
 	} {
 		f.Add(seed.space, seed.pool, seed.sub, seed.key, seed.value, seed.v6)
 	}
@@ -71,21 +74,30 @@ func FuzzRequestPool(f *testing.F) {
 			return
 		}
 		pool := netip.MustParsePrefix(res.Pool)
-		gateway := netip.MustParsePrefix(res.Data[labelGateway])
 		block, ok := fx.a.LocalRange(pool)
 		switch {
 		case pool.Addr().Is6() != v6 || pool != pool.Masked():
 			t.Fatalf("pool %s for a V6=%v request", pool, v6)
-		case subnet != "" && netip.MustParsePrefix(subnet) != pool:
+		case subnet != "" && !isSize(netip.MustParsePrefix(subnet)) && netip.MustParsePrefix(subnet) != pool:
 			t.Fatalf("asked for %s, got %s", subnet, pool)
-		case gateway.Bits() != pool.Bits() || !pool.Contains(gateway.Addr()):
-			t.Fatalf("gateway %s of pool %s", gateway, pool)
+		case subnet != "" && isSize(netip.MustParsePrefix(subnet)) && netip.MustParsePrefix(subnet).Bits() != pool.Bits():
+			t.Fatalf("asked for a %s, got %s", subnet, pool)
+		case len(res.Data) != 0:
+			t.Fatalf("RequestPool answered data %v: Docker would take a gateway from it", res.Data)
 		case !ok || !contains(pool, block) || (ipRange != "" && netip.MustParsePrefix(ipRange) != block):
 			t.Fatalf("block %s (%v) of pool %s for --ip-range %q", block, ok, pool, ipRange)
 		}
 		p, err := fx.a.poolByID(res.PoolID)
 		if err != nil {
 			t.Fatalf("PoolID %q does not find its pool: %v", res.PoolID, err)
+		}
+		gw, err := fx.a.RequestAddress(context.Background(), &ipamapi.RequestAddressRequest{PoolID: res.PoolID, Options: gatewayOpts})
+		if err != nil {
+			t.Fatalf("gateway of a new pool %s: %v", pool, err)
+		}
+		gateway := netip.MustParsePrefix(gw.Address)
+		if gateway.Bits() != pool.Bits() || !pool.Contains(gateway.Addr()) {
+			t.Fatalf("gateway %s of pool %s", gateway, pool)
 		}
 		addr, err := fx.a.RequestAddress(context.Background(), &ipamapi.RequestAddressRequest{PoolID: res.PoolID})
 		if err != nil {

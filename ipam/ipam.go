@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -47,6 +48,10 @@ type Config struct {
 	// LocalRanges are this host's blocks: in a pool containing one, this
 	// host allocates only from it.
 	LocalRanges []netip.Prefix
+	// ClaimWindow is how long a pool or address may wait for its network
+	// or container before a crash's leftover is reclaimed (reclaim.go); 0
+	// means a minute.
+	ClaimWindow time.Duration
 	Log         *logrus.Entry
 }
 
@@ -62,6 +67,10 @@ type IPAM struct {
 	// caller's context.
 	sem   chan struct{}
 	pools map[string]*pool // by PoolID
+	users Users            // nil until SetUsers
+
+	started     time.Time // when the state was loaded
+	claimWindow time.Duration
 }
 
 // New checks cfg and loads the pools and allocations kept in the store.
@@ -77,6 +86,8 @@ func New(cfg Config) (*IPAM, error) {
 		localRanges:  cfg.LocalRanges,
 		sem:          make(chan struct{}, 1),
 		pools:        map[string]*pool{},
+		started:      time.Now(),
+		claimWindow:  cfg.ClaimWindow,
 	}
 	if a.log == nil {
 		a.log = logrus.NewEntry(logrus.StandardLogger())
@@ -97,6 +108,12 @@ func (c *Config) validate() error {
 	}
 	if c.DefaultV6Len == 0 {
 		c.DefaultV6Len = 64
+	}
+	if c.ClaimWindow == 0 {
+		c.ClaimWindow = defaultClaimWindow
+	}
+	if c.ClaimWindow < 0 {
+		return invalid("ClaimWindow", c.ClaimWindow.String(), "must be positive")
 	}
 	if c.DefaultV4Len < 8 || c.DefaultV4Len > 30 {
 		return invalid("DefaultV4Len", strconv.Itoa(c.DefaultV4Len), "must be between 8 and 30")

@@ -62,7 +62,20 @@ func quietLog() *logrus.Entry {
 	return logrus.NewEntry(l)
 }
 
+// pool requests a pool and its gateway, as `docker network create` does on
+// Docker before 28 (and on 28 for an L2 network).
 func (f *fixture) pool(subnet, ipRange string, v6 bool) *ipamapi.RequestPoolResponse {
+	f.t.Helper()
+	res := f.poolWithoutGateway(subnet, ipRange, v6)
+	if _, err := f.a.RequestAddress(context.Background(), &ipamapi.RequestAddressRequest{PoolID: res.PoolID, Options: gatewayOpts}); err != nil {
+		f.t.Fatalf("gateway of %s: %v", subnet, err)
+	}
+	return res
+}
+
+// poolWithoutGateway requests only a pool, as Docker 28 does for an L3
+// network (GwAllocCheck).
+func (f *fixture) poolWithoutGateway(subnet, ipRange string, v6 bool) *ipamapi.RequestPoolResponse {
 	f.t.Helper()
 	res, err := f.a.RequestPool(context.Background(), &ipamapi.RequestPoolRequest{Pool: subnet, SubPool: ipRange, V6: v6})
 	if err != nil {
@@ -307,7 +320,6 @@ func TestLoadRejectsCorruptRecords(t *testing.T) {
 	}{
 		{"range outside pool", map[string]poolRecord{id: outside}, nil, id},
 		{"key does not match", map[string]poolRecord{"ipvlan-bgp-local/10.1.0.0/24": pool}, nil, "10.1.0.0/24"},
-		{"no gateway", map[string]poolRecord{id: pool}, nil, "no gateway"},
 		{"two gateways", map[string]poolRecord{id: pool}, map[string]allocationRecord{
 			"a": gateway, "b": {PoolID: id, Address: netip.MustParseAddr("10.0.0.9"), Gateway: true}}, "second gateway"},
 		{"broadcast allocated", map[string]poolRecord{id: pool}, map[string]allocationRecord{

@@ -2,11 +2,13 @@ package ipam
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	ipamapi "github.com/docker/go-plugins-helpers/ipam"
 
@@ -22,9 +24,11 @@ const (
 	fieldPoolID  = "PoolID"
 )
 
-// RequestPool registers the network's subnet (or carves one from
-// DefaultPools) and returns its first address as the gateway, reserved, so
-// Docker never asks for one from this host's block.
+// RequestPool registers the network's subnet, or carves one from
+// DefaultPools when none is given (or only its size: Docker 29 sends
+// 0.0.0.0/24 for "a /24 of your choice"). It reserves no gateway: Docker
+// asks for one with RequestAddress when the network needs it. A request
+// whose answer a crash lost gets the same answer again (reclaim.go).
 func (a *IPAM) RequestPool(ctx context.Context, req *ipamapi.RequestPoolRequest) (*ipamapi.RequestPoolResponse, error) {
 	space, prefix, sub, err := parsePoolRequest(req)
 	if err != nil {
@@ -34,32 +38,48 @@ func (a *IPAM) RequestPool(ctx context.Context, req *ipamapi.RequestPoolRequest)
 		return nil, err
 	}
 	defer a.unlock()
-	if !prefix.IsValid() {
-		if prefix, err = a.carve(req.V6); err != nil {
+	if isSize(prefix) {
+		if prefix, err = a.carve(req.V6, max(prefix.Bits(), 0)); err != nil {
 			return nil, err
 		}
+	} else if p := a.lostPool(space, prefix, sub); p != nil {
+		a.log.WithFields(p.logFields()).Info("Pool requested again after a restart: the same answer")
+		return poolAnswer(p), nil
 	}
 	p, err := a.newPoolFor(space, prefix, sub)
 	if err != nil {
 		return nil, err
 	}
-	err = a.db.Update(func(tx *store.Tx) error {
-		if err := tx.Put(bucketPools, p.id, p.record()); err != nil {
-			return err
-		}
-		return tx.Put(bucketAllocations, allocationKey(p.id, p.gateway), allocationRecord{PoolID: p.id, Address: p.gateway, Gateway: true})
-	})
-	if err != nil {
+	if err := a.db.Update(func(tx *store.Tx) error { return tx.Put(bucketPools, p.id, p.record()) }); err != nil {
 		return nil, fmt.Errorf("save pool %s: %w", p.prefix, err)
 	}
-	p.take(p.gateway)
+	p.since = time.Now()
 	a.pools[p.id] = p
 	a.log.WithFields(p.logFields()).Info("Pool created")
-	return &ipamapi.RequestPoolResponse{
-		PoolID: p.id,
-		Pool:   p.prefix.String(),
-		Data:   map[string]string{labelGateway: netip.PrefixFrom(p.gateway, p.prefix.Bits()).String()},
-	}, nil
+	return poolAnswer(p), nil
+}
+
+func poolAnswer(p *pool) *ipamapi.RequestPoolResponse {
+	return &ipamapi.RequestPoolResponse{PoolID: p.id, Pool: p.prefix.String(), Data: map[string]string{}}
+}
+
+// isSize reports a request naming only a pool's size: no prefix, or an
+// unspecified address (0.0.0.0/24, ::/96). The size is 0 without a prefix.
+func isSize(p netip.Prefix) bool { return !p.IsValid() || p.Addr().IsUnspecified() }
+
+// lostPool finds the pool an identical request made before the plugin
+// restarted, if no network uses it: that request's answer was lost (the
+// plugin was killed), and the user's repeat gets it. Within one run an
+// identical request is an overlap, as Docker's own IPAM says.
+func (a *IPAM) lostPool(space string, prefix, sub netip.Prefix) *pool {
+	p := a.pools[poolID(space, prefix)]
+	if p == nil || !p.since.IsZero() || a.users == nil || a.users.UsesPool(p.prefix) {
+		return nil
+	}
+	if rng, err := a.allocationRange(prefix, sub); err != nil || rng != p.rng {
+		return nil
+	}
+	return p
 }
 
 // parsePoolRequest checks everything about req that does not depend on
@@ -83,6 +103,15 @@ func parsePoolRequest(req *ipamapi.RequestPoolRequest) (space string, prefix, su
 		}
 		return space, prefix, sub, nil
 	}
+	if prefix, err = parseSize(req.Pool, req.V6); err == nil && prefix.IsValid() {
+		if req.SubPool != "" {
+			return "", prefix, sub, invalid(fieldSubPool, req.SubPool, "needs a --subnet, not only a size (%s)", req.Pool)
+		}
+		return space, prefix, sub, nil
+	}
+	if err != nil {
+		return "", prefix, sub, err
+	}
 	if prefix, err = parseSubnet(fieldPool, req.Pool, req.V6); err != nil {
 		return "", prefix, sub, err
 	}
@@ -98,17 +127,53 @@ func parsePoolRequest(req *ipamapi.RequestPoolRequest) (space string, prefix, su
 	return space, prefix, sub, nil
 }
 
-// newPoolFor checks prefix against the pools and settings of this host.
+// parseSize reads a size-only pool (Docker 29: 0.0.0.0/24, ::/96); the zero
+// Prefix means s names a subnet, not a size.
+func parseSize(s string, v6 bool) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(s)
+	if err != nil || !p.Addr().IsUnspecified() {
+		return netip.Prefix{}, nil
+	}
+	if p.Addr().Is6() != v6 {
+		return netip.Prefix{}, invalid(fieldPool, s, "an %s size where Docker asked for an %s pool", family(p.Addr().Is6()), family(v6))
+	}
+	if hostBits(p) < 2 || p.Bits() == 0 {
+		return netip.Prefix{}, invalid(fieldPool, s, "not a pool size: want /1 to /%d", p.Addr().BitLen()-2)
+	}
+	return p, nil
+}
+
+// newPoolFor checks prefix against the pools and settings of this host,
+// reclaiming pools an interrupted `docker network create` left in its way.
 func (a *IPAM) newPoolFor(space string, prefix, sub netip.Prefix) (*pool, error) {
-	if other := a.overlapping(prefix); other != nil {
-		return nil, &Error{Kind: ErrInUse, Field: fieldPool, Value: prefix.String(),
-			Reason: fmt.Sprintf("overlaps pool %s (PoolID %s) already on this host", other.prefix, other.id)}
+	for other := a.overlapping(prefix); other != nil; other = a.overlapping(prefix) {
+		if !a.abandoned(other) {
+			return nil, a.overlapError(prefix, other)
+		}
+		if err := a.deletePool(other); err != nil {
+			return nil, err
+		}
+		a.log.WithFields(other.logFields()).Warn("Reclaimed a pool no network uses (its docker network create was interrupted)")
 	}
 	rng, err := a.allocationRange(prefix, sub)
 	if err != nil {
 		return nil, err
 	}
 	return newPool(space, prefix, rng)
+}
+
+// overlapError refuses prefix for overlapping other, saying when other
+// goes if it looks left behind by an interrupted create.
+func (a *IPAM) overlapError(prefix netip.Prefix, other *pool) error {
+	reason := fmt.Sprintf("overlaps pool %s (PoolID %s) already on this host", other.prefix, other.id)
+	if a.users != nil && !a.users.UsesPool(other.prefix) {
+		since := other.since
+		if since.IsZero() {
+			since = a.started
+		}
+		reason += fmt.Sprintf("; no network uses it yet: if an interrupted docker network create left it, it is reclaimed from %s", since.Add(a.claimWindow).Format(time.TimeOnly))
+	}
+	return &Error{Kind: ErrInUse, Field: fieldPool, Value: prefix.String(), Reason: reason}
 }
 
 func (a *IPAM) overlapping(prefix netip.Prefix) *pool {
@@ -145,13 +210,15 @@ func (a *IPAM) allocationRange(pool, sub netip.Prefix) (netip.Prefix, error) {
 	return netip.Prefix{}, invalid(fieldSubPool, sub.String(), "outside this host's block %s of pool %s (LocalRanges); other hosts allocate from the rest", local, pool)
 }
 
-// carve returns the first subnet of the configured length in DefaultPools
-// that overlaps no pool of this host.
-func (a *IPAM) carve(v6 bool) (netip.Prefix, error) {
-	bits := a.carveLen[v6]
+// carve returns the first subnet of DefaultPools, of the configured length
+// or of bits when given, that overlaps no pool of this host.
+func (a *IPAM) carve(v6 bool, bits int) (netip.Prefix, error) {
+	if bits == 0 {
+		bits = a.carveLen[v6]
+	}
 	var searched []netip.Prefix
 	for _, within := range a.defaultPools {
-		if within.Addr().Is6() != v6 {
+		if within.Addr().Is6() != v6 || within.Bits() > bits {
 			continue
 		}
 		if p, ok := a.firstFreeSubnet(within, bits); ok {
@@ -189,14 +256,42 @@ func (a *IPAM) firstFreeSubnet(within netip.Prefix, bits int) (netip.Prefix, boo
 	return netip.Prefix{}, false
 }
 
-// ReleasePool removes the pool and every address allocated in it.
+// ReleasePool removes the pool and every address allocated in it. A network
+// of the driver still on it was never created in Docker's eyes (Docker
+// deletes a network before it releases its pool): the driver forgets it.
+// Releasing a pool already gone succeeds, so a repeated release does.
 func (a *IPAM) ReleasePool(ctx context.Context, req *ipamapi.ReleasePoolRequest) error {
-	p, err := a.lockPool(ctx, req.PoolID)
-	if err != nil {
+	released, err := a.releasePool(ctx, req.PoolID)
+	if err != nil || !released.IsValid() || a.users == nil {
 		return err
 	}
+	// After the lock is let go: the driver calls back into LocalRange.
+	a.users.PoolReleased(context.WithoutCancel(ctx), released)
+	return nil
+}
+
+// releasePool does ReleasePool's part under the lock and returns the pool
+// it released, if any.
+func (a *IPAM) releasePool(ctx context.Context, id string) (netip.Prefix, error) {
+	p, err := a.lockPool(ctx, id)
+	if errors.Is(err, ErrUnknownPool) {
+		a.log.WithField("pool_id", id).Debug("Pool released again")
+		return netip.Prefix{}, nil
+	}
+	if err != nil {
+		return netip.Prefix{}, err
+	}
 	defer a.unlock()
-	err = a.db.Update(func(tx *store.Tx) error {
+	if err := a.deletePool(p); err != nil {
+		return netip.Prefix{}, fmt.Errorf("release pool %s: %w", p.prefix, err)
+	}
+	a.log.WithFields(p.logFields()).WithField("allocations", len(p.taken)).Info("Pool released")
+	return p.prefix, nil
+}
+
+// deletePool removes p and its allocations from the store and memory.
+func (a *IPAM) deletePool(p *pool) error {
+	err := a.db.Update(func(tx *store.Tx) error {
 		for addr := range p.taken {
 			if err := tx.Delete(bucketAllocations, allocationKey(p.id, addr)); err != nil {
 				return err
@@ -205,10 +300,9 @@ func (a *IPAM) ReleasePool(ctx context.Context, req *ipamapi.ReleasePoolRequest)
 		return tx.Delete(bucketPools, p.id)
 	})
 	if err != nil {
-		return fmt.Errorf("release pool %s: %w", p.prefix, err)
+		return err
 	}
 	delete(a.pools, p.id)
-	a.log.WithFields(p.logFields()).WithField("allocations", len(p.taken)).Info("Pool released")
 	return nil
 }
 

@@ -11,7 +11,7 @@ import (
 )
 
 func TestRequestPool(t *testing.T) {
-	type want struct{ id, pool, rng, gateway string }
+	type want struct{ id, pool, rng string }
 	for _, tc := range []struct {
 		name     string
 		local    []string
@@ -20,25 +20,29 @@ func TestRequestPool(t *testing.T) {
 		errParts []string // non-empty: the request must fail with ErrInvalid
 	}{
 		{name: "v4 subnet", req: ipamapi.RequestPoolRequest{Pool: "10.244.0.0/16"},
-			want: want{"ipvlan-bgp-local/10.244.0.0/16", "10.244.0.0/16", "10.244.0.0/16", "10.244.0.1/16"}},
+			want: want{"ipvlan-bgp-local/10.244.0.0/16", "10.244.0.0/16", "10.244.0.0/16"}},
 		{name: "v6 subnet", req: ipamapi.RequestPoolRequest{Pool: "2001:db8:1::/64", V6: true},
-			want: want{"ipvlan-bgp-local/2001:db8:1::/64", "2001:db8:1::/64", "2001:db8:1::/64", "2001:db8:1::1/64"}},
+			want: want{"ipvlan-bgp-local/2001:db8:1::/64", "2001:db8:1::/64", "2001:db8:1::/64"}},
 		{name: "global space", req: ipamapi.RequestPoolRequest{AddressSpace: GlobalAddressSpace, Pool: "10.1.0.0/24"},
-			want: want{"ipvlan-bgp-global/10.1.0.0/24", "10.1.0.0/24", "10.1.0.0/24", "10.1.0.1/24"}},
+			want: want{"ipvlan-bgp-global/10.1.0.0/24", "10.1.0.0/24", "10.1.0.0/24"}},
 		{name: "v4 ip-range", req: ipamapi.RequestPoolRequest{Pool: "10.244.0.0/16", SubPool: "10.244.3.0/24"},
-			want: want{"ipvlan-bgp-local/10.244.0.0/16", "10.244.0.0/16", "10.244.3.0/24", "10.244.0.1/16"}},
+			want: want{"ipvlan-bgp-local/10.244.0.0/16", "10.244.0.0/16", "10.244.3.0/24"}},
 		{name: "v6 ip-range", req: ipamapi.RequestPoolRequest{Pool: "2001:db8::/48", SubPool: "2001:db8:0:5::/64", V6: true},
-			want: want{"ipvlan-bgp-local/2001:db8::/48", "2001:db8::/48", "2001:db8:0:5::/64", "2001:db8::1/48"}},
+			want: want{"ipvlan-bgp-local/2001:db8::/48", "2001:db8::/48", "2001:db8:0:5::/64"}},
 		{name: "v4 local range", local: []string{"10.244.1.0/24", "fd00:1::/80"}, req: ipamapi.RequestPoolRequest{Pool: "10.244.0.0/16"},
-			want: want{"ipvlan-bgp-local/10.244.0.0/16", "10.244.0.0/16", "10.244.1.0/24", "10.244.0.1/16"}},
+			want: want{"ipvlan-bgp-local/10.244.0.0/16", "10.244.0.0/16", "10.244.1.0/24"}},
 		{name: "v6 local range", local: []string{"10.244.1.0/24", "fd00:1::/80"}, req: ipamapi.RequestPoolRequest{Pool: "fd00:1::/64", V6: true},
-			want: want{"ipvlan-bgp-local/fd00:1::/64", "fd00:1::/64", "fd00:1::/80", "fd00:1::1/64"}},
+			want: want{"ipvlan-bgp-local/fd00:1::/64", "fd00:1::/64", "fd00:1::/80"}},
 		{name: "local range holds the whole pool", local: []string{"10.0.0.0/8"}, req: ipamapi.RequestPoolRequest{Pool: "10.9.0.0/16"},
-			want: want{"ipvlan-bgp-local/10.9.0.0/16", "10.9.0.0/16", "10.9.0.0/16", "10.9.0.1/16"}},
+			want: want{"ipvlan-bgp-local/10.9.0.0/16", "10.9.0.0/16", "10.9.0.0/16"}},
 		{name: "ip-range inside local range", local: []string{"10.244.1.0/24"}, req: ipamapi.RequestPoolRequest{Pool: "10.244.0.0/16", SubPool: "10.244.1.128/25"},
-			want: want{"ipvlan-bgp-local/10.244.0.0/16", "10.244.0.0/16", "10.244.1.128/25", "10.244.0.1/16"}},
+			want: want{"ipvlan-bgp-local/10.244.0.0/16", "10.244.0.0/16", "10.244.1.128/25"}},
 		{name: "smallest v4 pool", req: ipamapi.RequestPoolRequest{Pool: "10.3.0.0/30"},
-			want: want{"ipvlan-bgp-local/10.3.0.0/30", "10.3.0.0/30", "10.3.0.0/30", "10.3.0.1/30"}},
+			want: want{"ipvlan-bgp-local/10.3.0.0/30", "10.3.0.0/30", "10.3.0.0/30"}},
+		{name: "v4 size only (Docker 29)", req: ipamapi.RequestPoolRequest{Pool: "0.0.0.0/26"},
+			want: want{"ipvlan-bgp-local/10.248.0.0/26", "10.248.0.0/26", "10.248.0.0/26"}},
+		{name: "v6 size only (Docker 29)", req: ipamapi.RequestPoolRequest{Pool: "::/96", V6: true},
+			want: want{"ipvlan-bgp-local/fd0c:248::/96", "fd0c:248::/96", "fd0c:248::/96"}},
 
 		{name: "garbage subnet", req: ipamapi.RequestPoolRequest{Pool: "banana"}, errParts: []string{`--subnet "banana"`, "CIDR"}},
 		{name: "plain address as subnet", req: ipamapi.RequestPoolRequest{Pool: "10.0.0.1"}, errParts: []string{"--subnet", "CIDR"}},
@@ -49,6 +53,9 @@ func TestRequestPool(t *testing.T) {
 		{name: "slash zero", req: ipamapi.RequestPoolRequest{Pool: "0.0.0.0/0"}, errParts: []string{"--subnet", "/0"}},
 		{name: "v4 /31", req: ipamapi.RequestPoolRequest{Pool: "10.0.0.0/31"}, errParts: []string{"--subnet", "too small", "/30"}},
 		{name: "v6 /127", req: ipamapi.RequestPoolRequest{Pool: "2001:db8::/127", V6: true}, errParts: []string{"--subnet", "too small", "/126"}},
+		{name: "size too small", req: ipamapi.RequestPoolRequest{Pool: "0.0.0.0/31"}, errParts: []string{`--subnet "0.0.0.0/31"`, "not a pool size: want /1 to /30"}},
+		{name: "size of the other family", req: ipamapi.RequestPoolRequest{Pool: "::/96"}, errParts: []string{`--subnet "::/96"`, "an IPv6 size where Docker asked for an IPv4 pool"}},
+		{name: "size with ip-range", req: ipamapi.RequestPoolRequest{Pool: "0.0.0.0/24", SubPool: "10.0.0.0/25"}, errParts: []string{"--ip-range", "not only a size"}},
 		{name: "ip-range without subnet", req: ipamapi.RequestPoolRequest{SubPool: "10.0.0.0/24"}, errParts: []string{"--ip-range", "needs --subnet"}},
 		{name: "ip-range garbage", req: ipamapi.RequestPoolRequest{Pool: "10.0.0.0/16", SubPool: "10.0.0.0/33"}, errParts: []string{`--ip-range "10.0.0.0/33"`}},
 		{name: "ip-range outside subnet", req: ipamapi.RequestPoolRequest{Pool: "10.0.0.0/16", SubPool: "10.1.0.0/24"}, errParts: []string{"--ip-range", "not inside --subnet 10.0.0.0/16"}},
@@ -66,7 +73,7 @@ func TestRequestPool(t *testing.T) {
 			errParts: []string{`AddressSpace "default"`, LocalAddressSpace}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, Config{LocalRanges: prefixes(tc.local...)})
+			f := newFixture(t, Config{LocalRanges: prefixes(tc.local...), DefaultPools: prefixes("10.248.0.0/16", "fd0c:248::/48")})
 			res, err := f.a.RequestPool(context.Background(), &tc.req)
 			if len(tc.errParts) > 0 {
 				checkErr(t, err, ErrInvalid, tc.errParts...)
@@ -78,17 +85,17 @@ func TestRequestPool(t *testing.T) {
 			if err != nil {
 				t.Fatalf("RequestPool: %v", err)
 			}
-			got := want{res.PoolID, res.Pool, "", res.Data[labelGateway]}
+			got := want{res.PoolID, res.Pool, ""}
 			if block, ok := f.a.LocalRange(netip.MustParsePrefix(res.Pool)); ok {
 				got.rng = block.String()
 			}
-			if got != tc.want {
-				t.Errorf("got %+v, want %+v", got, tc.want)
+			if got != tc.want || len(res.Data) != 0 {
+				t.Errorf("got %+v with data %v, want %+v and no data (a gateway there is used by Docker 28 even where it needs none)", got, res.Data, tc.want)
 			}
-			gateway := netip.MustParsePrefix(tc.want.gateway).Addr()
-			wantKeys := []string{allocationKey(tc.want.id, gateway)}
-			if keys := f.keys(bucketAllocations); !slices.Equal(keys, wantKeys) || !slices.Equal(f.keys(bucketPools), []string{tc.want.id}) {
-				t.Errorf("stored pools %q, allocations %q; want %s and its gateway", f.keys(bucketPools), keys, tc.want.id)
+			// No gateway is set aside: Docker asks for one when the
+			// network needs it (TestGateway).
+			if keys := f.keys(bucketAllocations); len(keys) != 0 || !slices.Equal(f.keys(bucketPools), []string{tc.want.id}) {
+				t.Errorf("stored pools %q, allocations %q; want %s alone", f.keys(bucketPools), keys, tc.want.id)
 			}
 		})
 	}
@@ -102,7 +109,7 @@ func TestRequestPoolOverlap(t *testing.T) {
 		req      ipamapi.RequestPoolRequest
 		existing string // empty: no overlap
 	}{
-		{ipamapi.RequestPoolRequest{Pool: "10.1.0.0/16"}, "10.1.0.0/16"},
+		{ipamapi.RequestPoolRequest{Pool: "10.1.0.0/16", SubPool: "10.1.1.0/24"}, "10.1.0.0/16"},
 		{ipamapi.RequestPoolRequest{Pool: "10.0.0.0/8"}, "10.1.0.0/16"},
 		{ipamapi.RequestPoolRequest{Pool: "10.1.200.0/24"}, "10.1.0.0/16"},
 		{ipamapi.RequestPoolRequest{Pool: "10.1.5.0/24", AddressSpace: GlobalAddressSpace}, "10.1.0.0/16"},
@@ -177,7 +184,7 @@ func TestCarveWithoutDefaultsOfFamily(t *testing.T) {
 	f := newFixture(t, Config{DefaultPools: prefixes("10.10.0.0/16"), DefaultV6Len: 80})
 	_, err := f.a.RequestPool(context.Background(), &ipamapi.RequestPoolRequest{V6: true})
 	checkErr(t, err, ErrExhausted, "no --subnet given", "no IPv6 range", "/80")
-	if got := f.pool("", "", false); got.Pool != "10.10.0.0/24" || got.Data[labelGateway] != "10.10.0.1/24" {
+	if got := f.pool("", "", false); got.Pool != "10.10.0.0/24" || len(got.Data) != 0 {
 		t.Errorf("carved %+v", got)
 	}
 }
@@ -203,9 +210,11 @@ func TestReleasePool(t *testing.T) {
 	if _, ok := f.a.LocalRange(netip.MustParsePrefix("10.0.0.0/24")); ok {
 		t.Error("LocalRange still knows the released pool")
 	}
-	err := f.a.ReleasePool(ctx, &ipamapi.ReleasePoolRequest{PoolID: v4.PoolID})
-	checkErr(t, err, ErrUnknownPool, "PoolID", v4.PoolID, "no such pool")
-	err = f.a.ReleasePool(ctx, &ipamapi.ReleasePoolRequest{PoolID: "10.0.0.0/24"})
+	// Releasing again succeeds: Docker repeats deletes.
+	if err := f.a.ReleasePool(ctx, &ipamapi.ReleasePoolRequest{PoolID: v4.PoolID}); err != nil {
+		t.Errorf("ReleasePool of a released pool: %v", err)
+	}
+	err := f.a.ReleasePool(ctx, &ipamapi.ReleasePoolRequest{PoolID: "10.0.0.0/24"})
 	checkErr(t, err, ErrInvalid, "PoolID", "not a pool ID")
 
 	// The subnet is free again, and starts empty.

@@ -26,9 +26,10 @@ type poolRecord struct {
 }
 
 type allocationRecord struct {
-	PoolID  string     `json:"pool_id"`
-	Address netip.Addr `json:"address"`
-	Gateway bool       `json:"gateway,omitempty"`
+	PoolID    string     `json:"pool_id"`
+	Address   netip.Addr `json:"address"`
+	Gateway   bool       `json:"gateway,omitempty"`
+	Container bool       `json:"container,omitempty"` // allocation.container
 }
 
 func allocationKey(poolID string, a netip.Addr) string { return poolID + " " + a.String() }
@@ -38,7 +39,11 @@ func (p *pool) record() poolRecord {
 }
 
 func (p *pool) logFields() logrus.Fields {
-	return logrus.Fields{"pool": p.prefix, "range": p.rng, "gateway": p.gateway}
+	fields := logrus.Fields{"pool": p.prefix, "range": p.rng}
+	if p.gateway.IsValid() {
+		fields["gateway"] = p.gateway
+	}
+	return fields
 }
 
 // load rebuilds the pools from the store. Allocations whose pool is gone
@@ -70,9 +75,6 @@ func (a *IPAM) load() error {
 		return err
 	}
 	for _, p := range a.pools {
-		if !p.gateway.IsValid() {
-			return fmt.Errorf("pool record %q: %w: no gateway allocation", p.id, store.ErrCorrupt)
-		}
 		p.cursor = p.afterHighest()
 	}
 	if len(orphans) > 0 {
@@ -104,7 +106,6 @@ func (a *IPAM) loadPool(key string, decode func(any) error) error {
 	if err != nil {
 		return fmt.Errorf("pool record %q: %w: %w", key, store.ErrCorrupt, err)
 	}
-	p.gateway = netip.Addr{} // until its allocation record is read
 	a.pools[p.id] = p
 	return nil
 }
@@ -121,7 +122,7 @@ func (p *pool) restore(rec allocationRecord) error {
 	case !p.rng.Contains(rec.Address):
 		return fmt.Errorf("address %s is outside the allocation range %s", rec.Address, p.rng)
 	}
-	p.take(rec.Address)
+	p.take(rec.Address, allocation{container: rec.Container})
 	return nil
 }
 
@@ -130,7 +131,7 @@ func (p *pool) restore(rec allocationRecord) error {
 func (p *pool) afterHighest() netip.Addr {
 	highest := netip.Addr{}
 	for a := range p.taken {
-		if a != p.gateway && a.Compare(highest) > 0 {
+		if a != p.gateway && p.rng.Contains(a) && a.Compare(highest) > 0 {
 			highest = a
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	bgpconfig "github.com/ipvlan-bgp/ipvlan-bgp/bgp/config"
 	"github.com/ipvlan-bgp/ipvlan-bgp/driver"
 	"github.com/ipvlan-bgp/ipvlan-bgp/fib"
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/failpoint"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 	"github.com/ipvlan-bgp/ipvlan-bgp/ipam"
 	"github.com/ipvlan-bgp/ipvlan-bgp/metrics"
@@ -51,6 +53,7 @@ func main() {
 func run(ctx context.Context, getenv func(string) string, logOut io.Writer) error {
 	cfg, cfgErr := loadConfig(getenv)
 	log := newLogger(cfg, logOut)
+	failpoint.Enable(cfg.stateDir)
 	listener, err := api.Listen(cfg.socket)
 	if err != nil {
 		return err
@@ -69,12 +72,13 @@ func run(ctx context.Context, getenv func(string) string, logOut io.Writer) erro
 		server.Fail(err)
 	} else {
 		server.Ready(p.driver, p.ipam)
-		p.serveOperatorViews(ctx, cfg, calls, log)
+		p.serveOperatorViews(cfg, calls, log)
 		log.Info("ready")
 	}
 	select {
 	case <-ctx.Done():
 		log.Info("stopping")
+		err = <-served // the calls in flight finish before their state goes
 	case err = <-served:
 	}
 	if p != nil {
@@ -106,6 +110,22 @@ type plugin struct {
 	speaker  *bgp.Speaker
 	kernel   *fib.Table // routes learned over BGP; nil when BGP is off
 	graceful bool
+
+	// The background work (kernel resync, address sweep, operator views)
+	// runs until stop cancels it and waits for it, before anything it uses
+	// is closed.
+	bg         context.Context
+	cancel     context.CancelFunc
+	background sync.WaitGroup
+}
+
+// spawn runs fn in the background until stop.
+func (p *plugin) spawn(fn func()) {
+	p.background.Add(1)
+	go func() {
+		defer p.background.Done()
+		fn()
+	}()
 }
 
 // start opens the state, builds the drivers, reconciles the kernel with the
@@ -123,13 +143,15 @@ func start(ctx context.Context, cfg config, cfgErr error, getenv func(string) st
 	if err != nil {
 		return nil, err
 	}
-	p := &plugin{db: db}
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	p := &plugin{db: db, bg: bg, cancel: cancel}
 	p.ipam, err = ipam.New(ipam.Config{
 		Store: db, DefaultPools: cfg.defaultPools, DefaultV4Len: cfg.defaultV4Len,
-		DefaultV6Len: cfg.defaultV6Len, LocalRanges: cfg.localRanges,
+		DefaultV6Len: cfg.defaultV6Len, LocalRanges: cfg.localRanges, ClaimWindow: cfg.claimWindow,
 		Log: log.WithField("component", "ipam"),
 	})
 	if err != nil {
+		cancel()
 		db.Close()
 		return nil, err
 	}
@@ -145,9 +167,12 @@ func start(ctx context.Context, cfg config, cfgErr error, getenv func(string) st
 		RouteBudget: cfg.routeBudget, BudgetFallback: cfg.budgetFallback,
 	})
 	if err != nil {
+		cancel()
 		db.Close()
 		return nil, err
 	}
+	p.ipam.SetUsers(p.driver)
+	p.spawn(func() { p.sweepAddresses(bg, log) })
 	if err := p.driver.Reconcile(ctx); err != nil {
 		calls.CountError(err)
 		log.WithError(err).Error("reconciling the kernel with the stored state failed; continuing with what was restored")
@@ -159,9 +184,26 @@ func start(ctx context.Context, cfg config, cfgErr error, getenv func(string) st
 		// The first resync comes a full period after start: by then the
 		// sessions have replayed what they still send, so only routes kept
 		// from the previous run that nobody sends any more are removed.
-		go p.kernel.Run(ctx, kernelResync)
+		p.spawn(func() { p.kernel.Run(bg, kernelResync) })
 	}
 	return p, nil
+}
+
+// sweepAddresses releases, every so often, the container addresses a crash
+// left without a container (ipam.Sweep).
+func (p *plugin) sweepAddresses(ctx context.Context, log *logrus.Entry) {
+	tick := time.NewTicker(p.ipam.SweepEvery())
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if err := p.ipam.Sweep(ctx); err != nil && ctx.Err() == nil {
+				log.WithError(err).Warn("releasing addresses no container holds")
+			}
+		}
+	}
 }
 
 func newSpeaker(getenv func(string) string, log *logrus.Entry) (*bgp.Speaker, *fib.Table, bool, error) {
@@ -186,6 +228,8 @@ func newSpeaker(getenv func(string) string, log *logrus.Entry) (*bgp.Speaker, *f
 // forwarding to our containers while a new plugin starts, and the kernel
 // keeps the learned routes) and closes the state file.
 func (p *plugin) stop(log *logrus.Entry) {
+	p.cancel()
+	p.background.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if p.speaker != nil {

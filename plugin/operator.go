@@ -26,23 +26,24 @@ func (p *plugin) sources() metrics.Sources {
 }
 
 // serveOperatorViews opens the metrics and status sockets the settings ask
-// for. A failure is logged and leaves Docker's calls working.
-func (p *plugin) serveOperatorViews(ctx context.Context, cfg config, calls *metrics.Calls, log *logrus.Entry) {
+// for, serving until stop. A failure is logged and leaves Docker's calls
+// working.
+func (p *plugin) serveOperatorViews(cfg config, calls *metrics.Calls, log *logrus.Entry) {
 	src := p.sources()
 	if cfg.metricsAddress != "" {
 		mlog := log.WithField("component", "metrics")
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", metrics.New(src, calls, mlog).Handler())
-		serveHTTP(ctx, cfg.metricsAddress, mux, mlog)
+		p.serveHTTP(cfg.metricsAddress, mux, mlog)
 	}
 	if cfg.statusSocket != "" {
 		slog := log.WithField("component", "status")
-		serveHTTP(ctx, "unix:"+cfg.statusSocket, status.Handler(src, slog), slog)
+		p.serveHTTP("unix:"+cfg.statusSocket, status.Handler(src, slog), slog)
 	}
 }
 
-// serveHTTP serves h on address (unix:PATH or HOST:PORT) until ctx ends.
-func serveHTTP(ctx context.Context, address string, h http.Handler, log *logrus.Entry) {
+// serveHTTP serves h on address (unix:PATH or HOST:PORT) until stop.
+func (p *plugin) serveHTTP(address string, h http.Handler, log *logrus.Entry) {
 	log = log.WithField("address", address)
 	l, err := metrics.Listen(address)
 	if err != nil {
@@ -50,14 +51,16 @@ func serveHTTP(ctx context.Context, address string, h http.Handler, log *logrus.
 		return
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
-		_ = srv.Close()
-	}()
-	go func() {
+	p.spawn(func() {
+		<-p.bg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	p.spawn(func() {
 		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.WithError(err).Error("stopped serving")
 		}
-	}()
+	})
 	log.Info("listening")
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -97,6 +98,7 @@ router bgp 65001
 		if err := <-done; err != nil {
 			t.Errorf("run: %v", err)
 		}
+		checkNothingLeftRunning(t)
 	})
 	r.docker = dockertest.New(unixClient(env["SOCKET"]))
 	testnet.WaitFor(t, 10*time.Second, "the plugin's status socket", func() (bool, string) {
@@ -104,6 +106,26 @@ router bgp 65001
 		return err == nil, fmt.Sprint(err)
 	})
 	return r
+}
+
+// checkNothingLeftRunning fails if a goroutine of the plugin's own code
+// outlives run: the state file, the kernel socket and the speaker are
+// closed by then, and anything still using them works on closed things.
+func checkNothingLeftRunning(t *testing.T) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	stacks := string(buf[:runtime.Stack(buf, true)])
+	for _, g := range strings.Split(stacks, "\n\n") {
+		if strings.Contains(g, "_test.go") {
+			continue // the test's own
+		}
+		for _, line := range strings.Split(g, "\n") {
+			if strings.HasPrefix(line, "github.com/ipvlan-bgp/") {
+				t.Errorf("a goroutine of the plugin outlives run:\n%s", g)
+				break
+			}
+		}
+	}
 }
 
 func (r *running) statusSocket() string { return filepath.Join(r.dir, "status.sock") }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ipvlan-bgp/ipvlan-bgp/driver"
 )
@@ -31,6 +32,7 @@ var settings = []setting{
 	{"IPAM_DEFAULT_V4_LEN", "24", "prefix length of a carved IPv4 pool"},
 	{"IPAM_DEFAULT_V6_LEN", "64", "prefix length of a carved IPv6 pool"},
 	{"IPAM_LOCAL_RANGES", "", "this host's blocks (CIDRs): in a pool holding one, this host allocates only from it, so the same --subnet works on every host"},
+	{"IPAM_CLAIM_WINDOW", "60", "seconds a pool or address may wait for its network or container before what an interrupted docker command left is reclaimed"},
 	{"METRICS_ADDRESS", "", "where Prometheus metrics are served at /metrics: unix:PATH (a root-only socket) or HOST:PORT such as 127.0.0.1:9475; empty: off"},
 	{"STATUS_SOCKET", "/state/status.sock", "root-only unix socket `ipvlan-bgp status` reads; none: off"},
 	{"ROUTE_BUDGET", "0", "the most routes this host announces (host routes and subnets); past it new containers are refused or fall back; 0: no limit"},
@@ -45,6 +47,7 @@ type config struct {
 	defaultV4Len        int
 	defaultV6Len        int
 	localRanges         []netip.Prefix
+	claimWindow         time.Duration
 	metricsAddress      string // "" is off
 	statusSocket        string // "" is off
 	routeBudget         int
@@ -95,6 +98,12 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	if cfg.defaultV6Len, err = prefixLen("IPAM_DEFAULT_V6_LEN", get("IPAM_DEFAULT_V6_LEN"), 48, 120); err != nil {
 		return cfg, err
+	}
+	window := get("IPAM_CLAIM_WINDOW")
+	if seconds, err := strconv.Atoi(window); err != nil || seconds < 1 || seconds > 3600 {
+		return cfg, &settingError{"IPAM_CLAIM_WINDOW", window, "want seconds from 1 to 3600"}
+	} else {
+		cfg.claimWindow = time.Duration(seconds) * time.Second
 	}
 	return cfg, loadOperatorSettings(&cfg, get)
 }

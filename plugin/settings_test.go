@@ -80,6 +80,8 @@ func TestBadSettingsNameThemselves(t *testing.T) {
 		{"IPAM_LOCAL_RANGES", "banana", "not a CIDR"},
 		{"IPAM_DEFAULT_V4_LEN", "31", "from 8 to 30"},
 		{"IPAM_DEFAULT_V6_LEN", "sixty-four", "from 48 to 120"},
+		{"IPAM_CLAIM_WINDOW", "0", "seconds from 1 to 3600"},
+		{"IPAM_CLAIM_WINDOW", "1m", "seconds from 1 to 3600"},
 		{"METRICS_ADDRESS", "9475", "HOST:PORT"},
 		{"METRICS_ADDRESS", "unix:metrics.sock", "absolute path"},
 		{"STATUS_SOCKET", "status.sock", "absolute path"},

@@ -56,7 +56,7 @@ type Endpoint struct {
 type Pool struct {
 	Pool      string `json:"pool"`
 	Range     string `json:"range"`
-	Gateway   string `json:"gateway"`
+	Gateway   string `json:"gateway"` // "none" when the network asked for none
 	Allocated uint64 `json:"allocated"`
 	Free      uint64 `json:"free"`
 }
@@ -153,7 +153,7 @@ func (doc *Document) addPools(ctx context.Context, p metrics.Pools) {
 	}
 	for _, p := range pools {
 		doc.Pools = append(doc.Pools, Pool{
-			Pool: p.Pool.String(), Range: p.Range.String(), Gateway: p.Gateway.String(), Allocated: p.Allocated, Free: p.Free,
+			Pool: p.Pool.String(), Range: p.Range.String(), Gateway: orNone(p.Gateway), Allocated: p.Allocated, Free: p.Free,
 		})
 	}
 }
@@ -186,4 +186,12 @@ func advertStrings(adverts []route.Advert) []string {
 		out[i] = a.Prefix.String()
 	}
 	return out
+}
+
+// orNone shows an address, or "none" for the zero one.
+func orNone(a netip.Addr) string {
+	if !a.IsValid() {
+		return "none"
+	}
+	return a.String()
 }

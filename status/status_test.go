@@ -64,10 +64,15 @@ func state(t *testing.T) Sources {
 		if err != nil {
 			t.Fatal(err)
 		}
+		gateway, err := pools.RequestAddress(ctx, &ipamapi.RequestAddressRequest{PoolID: pool.PoolID,
+			Options: map[string]string{"RequestAddressType": "com.docker.network.gateway"}})
+		if err != nil {
+			t.Fatal(err)
+		}
 		err = d.CreateNetwork(ctx, &netapi.CreateNetworkRequest{
 			NetworkID: network,
 			Options:   map[string]any{"com.docker.network.generic": map[string]any{"parent": "eth0", "announce": announce}},
-			IPv4Data:  []*netapi.IPAMData{{Pool: subnet, Gateway: strings.TrimSuffix(subnet, "0/24") + "1/24"}},
+			IPv4Data:  []*netapi.IPAMData{{Pool: subnet, Gateway: gateway.Address}},
 		})
 		if err != nil {
 			t.Fatal(err)

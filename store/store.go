@@ -2,9 +2,16 @@
 // allocations) in one bbolt file in the plugin's propagated mount, because
 // Docker replays nothing to a remote plugin after a restart.
 //
-// Records are JSON values in named buckets. Each Docker call does its writes
-// in one Update transaction, so a crash between two calls never leaves a
-// half-written record; callers write the store first and memory second.
+// Records are JSON values in named buckets. Each Docker call's writes are
+// one unit that lands whole or not at all, so a crash between two calls
+// never leaves a half-written record; a call answers Docker only once its
+// writes are on disk.
+//
+// Docker starts containers in parallel (compose up, service scale), and a
+// commit is a disk sync: writes queued while one commit runs go to disk
+// together in the next (group commit), so 50 callers share a few syncs
+// instead of waiting for 50 one after another. A lone write is committed at
+// once, never held back to wait for company.
 package store
 
 import (
@@ -12,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -27,6 +35,18 @@ var ErrCorrupt = errors.New("state file is corrupt or unreadable")
 type DB struct {
 	bolt *bolt.DB
 	path string
+
+	mu      sync.Mutex
+	pending []*write      // queued for the next commit, in order
+	wake    chan struct{} // capacity 1: a commit is due
+	stop    chan struct{} // closed by Close
+	done    chan struct{} // closed when the committer has ended
+}
+
+// write is one caller's unit of writes.
+type write struct {
+	fn     func(*Tx) error
+	result chan error // capacity 1
 }
 
 // Open opens (or creates) the state file at path. A file that is not a bbolt
@@ -42,11 +62,12 @@ func Open(path string) (*DB, error) {
 		}
 		return nil, fmt.Errorf("open state file %s: %w: %w", path, ErrCorrupt, err)
 	}
-	db := &DB{bolt: b, path: path}
+	db := &DB{bolt: b, path: path, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	if err := b.View(checkConsistency); err != nil {
 		_ = b.Close()
 		return nil, fmt.Errorf("open state file %s: %w: %w", path, ErrCorrupt, err)
 	}
+	go db.commitLoop()
 	return db, nil
 }
 
@@ -84,13 +105,91 @@ func checkReadable(path string) error {
 // Path is the file the store lives in.
 func (db *DB) Path() string { return db.path }
 
-// Close closes the file.
-func (db *DB) Close() error { return db.bolt.Close() }
+// Close commits what is queued and closes the file.
+func (db *DB) Close() error {
+	// Under mu: a Write either queued before (and is committed now) or
+	// sees the store closed.
+	db.mu.Lock()
+	close(db.stop)
+	db.mu.Unlock()
+	<-db.done
+	return db.bolt.Close()
+}
 
-// Update runs fn in one read-write transaction: all of fn's writes land, or
-// none do.
-func (db *DB) Update(fn func(*Tx) error) error {
-	return db.bolt.Update(func(tx *bolt.Tx) error { return fn(&Tx{tx: tx}) })
+// ErrClosed is the answer to a write queued after Close.
+var ErrClosed = errors.New("state file closed")
+
+// Write queues fn and returns a function that waits until fn's writes are
+// on disk (or failed) and says which. fn runs in a transaction shared with
+// other callers' writes: it must only touch the Tx, and may run twice (if
+// another write of its commit fails, each is tried on its own). Writes
+// commit in the order they were queued, so a caller that queues under its
+// own lock and waits after letting go keeps its order without holding the
+// lock through a disk sync.
+func (db *DB) Write(fn func(*Tx) error) (wait func() error) {
+	w := &write{fn: fn, result: make(chan error, 1)}
+	db.mu.Lock()
+	select {
+	case <-db.stop:
+		db.mu.Unlock()
+		return func() error { return ErrClosed }
+	default:
+	}
+	db.pending = append(db.pending, w)
+	db.mu.Unlock()
+	select {
+	case db.wake <- struct{}{}:
+	default: // a commit is already due and will take this write
+	}
+	return func() error { return <-w.result }
+}
+
+// Update runs fn in a read-write transaction (Write) and returns once its
+// writes are on disk: all of fn's writes land, or none do.
+func (db *DB) Update(fn func(*Tx) error) error { return db.Write(fn)() }
+
+// commitLoop commits what is queued whenever Write wakes it, until Close.
+func (db *DB) commitLoop() {
+	defer close(db.done)
+	for {
+		select {
+		case <-db.wake:
+		case <-db.stop:
+			db.commitPending() // what was queued before Close
+			return
+		}
+		db.commitPending()
+	}
+}
+
+func (db *DB) commitPending() {
+	db.mu.Lock()
+	batch := db.pending
+	db.pending = nil
+	db.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	failed := -1
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		for i, w := range batch {
+			if err := w.fn(&Tx{tx: tx}); err != nil {
+				failed = i
+				return err
+			}
+		}
+		return nil
+	})
+	if failed < 0 || len(batch) == 1 {
+		for _, w := range batch {
+			w.result <- err
+		}
+		return
+	}
+	// One write failed and took the others' down with it: each on its own.
+	for _, w := range batch {
+		w.result <- db.bolt.Update(func(tx *bolt.Tx) error { return w.fn(&Tx{tx: tx}) })
+	}
 }
 
 // View runs fn in a read-only transaction.

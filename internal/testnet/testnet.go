@@ -55,11 +55,16 @@ func Main(m *testing.M) {
 	os.Exit(0)
 }
 
+// RequireEnv, set to 1 (as `make unit` and CI do), turns the skips below
+// into failures: there a missing root or binary means the test did not run,
+// which must not pass for a test that passed.
+const RequireEnv = "IPVLAN_BGP_REQUIRE_ALL"
+
 // RequireRoot skips a test that needs to create namespaces and links.
 func RequireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces")
+		skip(t, "needs root to create network namespaces")
 	}
 }
 
@@ -67,8 +72,16 @@ func RequireRoot(t testing.TB) {
 func RequireBinary(t testing.TB, path string) {
 	t.Helper()
 	if _, err := os.Stat(path); err != nil {
-		t.Skipf("%s is not installed: %v", path, err)
+		skip(t, fmt.Sprintf("%s is not installed: %v", path, err))
 	}
+}
+
+func skip(t testing.TB, why string) {
+	t.Helper()
+	if os.Getenv(RequireEnv) == "1" {
+		t.Fatalf("%s (%s=1: a skip would hide a test that did not run)", why, RequireEnv)
+	}
+	t.Skip(why)
 }
 
 var nsCounter atomic.Int64
