@@ -399,19 +399,24 @@ touch "$tmp/out/complete"
 rm -rf "$dest"
 mv "$tmp/out" "$dest"
 
-# Old images of this suite are never reused once the key changed; drop them to save disk,
-# except those a running VM still uses (run.sh holds a shared lock on <key>.lock while qemu
-# runs). Other suites' images are not this build's business.
-for old in "$cache/images/$suite"/*/; do
-	old=${old%/}
-	[ "$old" = "$dest" ] && continue
+# prune DIR: delete an image that no running VM uses (run.sh holds a shared lock on
+# DIR.lock while qemu runs).
+prune() {
 	# shellcheck disable=SC2094 # the lock file goes with the image it guards
 	(
 		flock -n -x 8 || exit 0
-		rm -rf --one-file-system "$old"
-		rm -f "$old.lock"
-	) 8>>"$old.lock"
+		rm -rf --one-file-system "$1"
+		rm -f "$1.lock"
+	) 8>>"$1.lock"
+}
+# Old images of this suite are never reused once the key changed: drop them to save disk.
+# Other suites' images are not this build's business. Images of the layout before
+# per-suite folders (images/<key>/, with kernels in dl/) are never used either.
+for old in "$cache/images/$suite"/*/ "$cache"/images/*/; do
+	old=${old%/}
+	[ "$old" = "$dest" ] || [ ! -f "$old/complete" ] || prune "$old"
 done
+rm -f "$cache"/dl/*.deb
 
 # Kernel packages other than the ones in use are not needed any more.
 for f in "$cache/dl/$suite"/*.deb; do

@@ -4,7 +4,7 @@
 #   integration/lab/run.sh [--timeout SECS] [--mem MB] [--cpus N] PAYLOAD_DIR SCENARIO_CMD...
 #
 # PAYLOAD_DIR is copied into the guest as /payload (for instance the scenarios plus the
-# plugin binary); SCENARIO_CMD is run there, e.g. /payload/smoke.sh. The guest helpers in
+# plugin binary); SCENARIO_CMD is run there, e.g. /payload/selftest.sh. The guest helpers in
 # integration/lab/guest/ are shipped along as /lab (source /lab/lib.sh from a scenario), so
 # changing them never forces an image rebuild. Anything the scenario writes into
 # /payload-out/ comes back in the output directory.
