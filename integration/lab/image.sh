@@ -64,7 +64,6 @@ die() {
 [ "$(id -u)" = 0 ] || die "must run as root (mmdebstrap, chroot and mknod need it)"
 
 export DEBIAN_FRONTEND=noninteractive
-host_apt_updated=0
 # Host tools. Installed only when missing so a cached run never touches apt. mmdebstrap,
 # not debootstrap: Debian 12's debootstrap cannot install trixie or testing (dpkg stops on
 # systemd's pre-dependency), mmdebstrap lets apt order the installation.
@@ -78,7 +77,6 @@ ensure_host_tools() {
 	if [ "${#need[@]}" -gt 0 ]; then
 		log "apt-get update"
 		apt-get update -qq >&2
-		host_apt_updated=1
 		log "installing host packages: ${need[*]}"
 		apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
 	fi
@@ -299,6 +297,7 @@ printf '127.0.0.1\tlocalhost lab\n::1\tlocalhost ip6-localhost ip6-loopback\n' >
 : >"$root/etc/resolv.conf"
 install -D -m 0755 "$here/guest/init" "$root/opt/lab/init"
 # What the guest runs, for info.txt and the scenarios' logs.
+# shellcheck disable=SC2016 # dpkg-query's format, not the shell's
 chroot "$root" dpkg-query -W -f='${Package} ${Version}\n' docker.io containerd runc frr bird2 \
 	radvd docker-registry iptables systemd docker-compose 2>/dev/null >"$root/opt/lab/versions.txt" || true
 
