@@ -22,7 +22,7 @@ lab = LAB_SUITE=$(or $(LAB_SUITE),$(1)) $(LAB)
 # run again inside the lab VM with IPVLAN_BGP_REQUIRE_KERNEL=1.
 VM_TEST_PKGS := driver
 
-.PHONY: all build plugin install publish deps check unit payload vm-unit integration demo smoke test clean
+.PHONY: all build plugin install publish deps check unit payload vm-unit integration demo smoke bench test clean
 
 all: build
 
@@ -96,6 +96,20 @@ smoke: deps payload
 		echo "smoke: the demo's steps on $$s"; \
 		LAB_SUITE=$$s $(LAB) --timeout 600 $(PAYLOAD) /payload/scenarios/demo.sh; \
 	done
+
+# The host-scale measurements (issue 13) in the VM: the plugin's calls from
+# 50 callers and one container's cycle beside a baseline, and 1,000
+# containers through Docker beside Docker's own ipvlan driver. The baseline
+# is the plugin as of BASELINE_REF, built here. Not part of `make test`:
+# about 30 minutes under emulation.
+BASELINE_REF ?= 02dd4e8
+bench: deps payload
+	rm -rf $(BUILD)/baseline-src && mkdir -p $(BUILD)/baseline-src $(PAYLOAD)/baseline
+	git archive $(BASELINE_REF) | tar -x -C $(BUILD)/baseline-src
+	cd $(BUILD)/baseline-src && CGO_ENABLED=0 $(GO) build -trimpath -o $(CURDIR)/$(PAYLOAD)/baseline/ipvlan-bgp ./plugin
+	git rev-parse --short $(BASELINE_REF) >$(PAYLOAD)/baseline/ref
+	CGO_ENABLED=0 $(GO) test -c -o $(PAYLOAD)/tests/bench.test ./integration/bench
+	$(call lab,$(NEWEST_SUITE)) --timeout 3600 --mem 6144 $(PAYLOAD) /payload/scenarios/bench.sh
 
 # The README's test command: static checks, unit and namespace tests, then
 # the VM: the kernel-dependent unit tests and every scenario on the newest
