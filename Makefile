@@ -8,11 +8,21 @@ BUILD     := build
 PLUGINDIR := $(BUILD)/plugin
 PAYLOAD   := $(BUILD)/lab-payload
 LAB       := integration/lab/run.sh
+# The lab VM's Debian suite, one knob for demo, integration, vm-unit and smoke:
+# `make integration LAB_SUITE=trixie`. Unset, each target takes its own default:
+# the demo runs on trixie (Debian 13: Docker 26.1, FRR 10.3), the tests on the
+# newest suite, forky (Debian testing: Docker 28.5, containerd 2.1, FRR 10.7),
+# and the smoke run (the demo's steps) on SMOKE_SUITES.
+LAB_SUITE    ?=
+NEWEST_SUITE := forky
+DEMO_SUITE   := trixie
+SMOKE_SUITES := trixie bookworm
+lab = LAB_SUITE=$(or $(LAB_SUITE),$(1)) $(LAB)
 # Packages whose tests need a kernel with ipvlan, dummy and vlan links: they
 # run again inside the lab VM with IPVLAN_BGP_REQUIRE_KERNEL=1.
 VM_TEST_PKGS := driver
 
-.PHONY: all build plugin install publish deps check unit payload vm-unit integration demo test clean
+.PHONY: all build plugin install publish deps check unit payload vm-unit integration demo smoke bench test clean
 
 all: build
 
@@ -69,22 +79,47 @@ payload: plugin
 		CGO_ENABLED=0 $(GO) test -c -o $(PAYLOAD)/tests/$$p.test ./$$p || exit 1; \
 	done
 
-# The kernel-dependent unit tests, inside the VM.
+# The kernel-dependent unit tests, inside the VM (newest suite by default).
 vm-unit: deps payload
-	$(LAB) --timeout 600 $(PAYLOAD) /payload/scenarios/unit.sh
+	$(call lab,$(NEWEST_SUITE)) --timeout 600 $(PAYLOAD) /payload/scenarios/unit.sh
 
-# Every lab scenario, inside the VM.
+# Every lab scenario, inside the VM (newest suite by default).
 integration: deps payload
 	@if [ -n "$(SCENARIOS)" ]; then echo "$(SCENARIOS)" >$(PAYLOAD)/scenarios/selected; fi
-	$(LAB) --timeout 3000 $(PAYLOAD) /payload/scenarios/all.sh
+	$(call lab,$(NEWEST_SUITE)) --timeout 3000 $(PAYLOAD) /payload/scenarios/all.sh
 
-# The main job: the seed's fabric, real Docker, containers reachable across hosts.
+# The main job: the seed's fabric, real Docker, containers reachable across hosts
+# (on trixie by default).
 demo: deps payload
-	$(LAB) --timeout 600 $(PAYLOAD) /payload/scenarios/demo.sh
+	$(call lab,$(DEMO_SUITE)) --timeout 600 $(PAYLOAD) /payload/scenarios/demo.sh
+
+# The demo's steps on each of SMOKE_SUITES (or on LAB_SUITE alone): the older
+# engines keep a run in CI without the whole scenario suite.
+smoke: deps payload
+	@set -e; for s in $(or $(LAB_SUITE),$(SMOKE_SUITES)); do \
+		echo "smoke: the demo's steps on $$s"; \
+		LAB_SUITE=$$s $(LAB) --timeout 600 $(PAYLOAD) /payload/scenarios/demo.sh; \
+	done
+
+# The host-scale measurements (issue 13) in the VM: the plugin's calls from
+# 50 callers and one container's cycle beside a baseline, and 1,000
+# containers through Docker beside Docker's own ipvlan driver. The baseline
+# is the plugin as of BASELINE_REF, built here. Not part of `make test`:
+# about 30 minutes under emulation.
+BASELINE_REF ?= 02dd4e8
+bench: deps payload
+	rm -rf $(BUILD)/baseline-src && mkdir -p $(BUILD)/baseline-src $(PAYLOAD)/baseline
+	git archive $(BASELINE_REF) | tar -x -C $(BUILD)/baseline-src
+	cd $(BUILD)/baseline-src && CGO_ENABLED=0 $(GO) build -trimpath -o $(CURDIR)/$(PAYLOAD)/baseline/ipvlan-bgp ./plugin
+	git rev-parse --short $(BASELINE_REF) >$(PAYLOAD)/baseline/ref
+	CGO_ENABLED=0 $(GO) test -c -o $(PAYLOAD)/tests/bench.test ./integration/bench
+	$(call lab,$(NEWEST_SUITE)) --timeout 3600 --mem 6144 $(PAYLOAD) /payload/scenarios/bench.sh
 
 # The README's test command: static checks, unit and namespace tests, then
-# the VM (kernel-dependent unit tests and every scenario).
-test: check unit vm-unit integration
+# the VM: the kernel-dependent unit tests and every scenario on the newest
+# suite, and the demo's steps on the older ones. Every scenario on trixie:
+# `make integration LAB_SUITE=trixie`.
+test: check unit vm-unit integration smoke
 
 clean:
 	rm -rf $(BUILD)

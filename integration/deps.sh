@@ -6,7 +6,7 @@ set -euo pipefail
 need=()
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "$1" ]; }
 have qemu-system-x86_64 || need+=(qemu-system-x86)
-have debootstrap || need+=(debootstrap)
+have mmdebstrap || need+=(mmdebstrap)
 have /usr/lib/frr/bgpd || need+=(frr)
 have bird || need+=(bird2)
 have busybox || need+=(busybox-static)

@@ -51,6 +51,7 @@ func main() {
 
 // run is the plugin: it serves Docker until ctx ends, logging to logOut.
 func run(ctx context.Context, getenv func(string) string, logOut io.Writer) error {
+	started := time.Now()
 	cfg, cfgErr := loadConfig(getenv)
 	log := newLogger(cfg, logOut)
 	failpoint.Enable(cfg.stateDir)
@@ -64,7 +65,7 @@ func run(ctx context.Context, getenv func(string) string, logOut io.Writer) erro
 	server.SetObserver(calls)
 	served := make(chan error, 1)
 	go func() { served <- server.Serve(ctx, listener) }()
-	log.WithField("socket", cfg.socket).Info("listening for Docker")
+	log.WithFields(logrus.Fields{"socket": cfg.socket, "after": time.Since(started)}).Info("listening for Docker")
 
 	p, err := start(ctx, cfg, cfgErr, getenv, log, calls)
 	if err != nil {
@@ -73,7 +74,8 @@ func run(ctx context.Context, getenv func(string) string, logOut io.Writer) erro
 	} else {
 		server.Ready(p.driver, p.ipam)
 		p.serveOperatorViews(cfg, calls, log)
-		log.Info("ready")
+		log.WithFields(logrus.Fields{"after": time.Since(started), "networks": len(p.driver.Networks()), "endpoints": len(p.driver.Endpoints())}).
+			Info("ready: state restored, kernel reconciled, BGP started")
 	}
 	select {
 	case <-ctx.Done():

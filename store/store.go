@@ -110,7 +110,11 @@ func (db *DB) Close() error {
 	// Under mu: a Write either queued before (and is committed now) or
 	// sees the store closed.
 	db.mu.Lock()
-	close(db.stop)
+	select {
+	case <-db.stop: // closed already
+	default:
+		close(db.stop)
+	}
 	db.mu.Unlock()
 	<-db.done
 	return db.bolt.Close()

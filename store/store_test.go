@@ -209,3 +209,14 @@ func BenchmarkConcurrentUpdates(b *testing.B) {
 		})
 	}
 }
+
+func TestCloseTwice(t *testing.T) {
+	db, err := Open(filepath.Join(t.TempDir(), "state.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_ = db.Close() // bbolt says the file is closed; nothing panics
+}

@@ -15,8 +15,10 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -308,3 +310,153 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // id is a Docker ID: n in hex, then fill.
 func id(n int, fill string) string { return fmt.Sprintf("%08x", n) + strings.Repeat(fill, 56) }
+
+// BenchmarkThousandEndpoints is 1,000 containers on one host, their calls
+// sent through the plugin's socket as Docker sends them (50 at a time),
+// each link moved into a container namespace, with a BIRD leaf as the
+// plugin's BGP peer. It reports the time per container, the plugin's RSS at
+// 1,000 endpoints, the time from the last Join to the last route in the
+// leaf's kernel, the start-up time with 1,000 endpoints stored (socket
+// listening, state reconciled), and that every route is withdrawn after the
+// removal. Docker's own run of 1,000 containers does not fit the lab VM's
+// memory (a containerd shim each); the lab's scale.sh runs fewer through
+// Docker beside Docker's ipvlan driver.
+func BenchmarkThousandEndpoints(b *testing.B) {
+	testnet.RequireRoot(b)
+	const total, callers = 1000, 50
+	leaf := testnet.NewNS(b, "leaf")
+	testnet.Veth(b, testnet.Host, "eth0", leaf, "swp1")
+	testnet.Host.AddAddr(b, "eth0", "10.0.90.1/30")
+	leaf.AddAddr(b, "swp1", "10.0.90.2/30")
+	testnet.StartBIRD(b, leaf, `
+router id 10.0.90.2;
+protocol device {}
+protocol kernel { ipv4 { export all; }; }
+protocol bgp host { local 10.0.90.2 as 65090; neighbor 10.0.90.1 as 64512; connect retry time 1; ipv4 { import all; export none; }; }
+`)
+	containers := make([]netns.NsHandle, 10)
+	for i := range containers {
+		ns, err := netns.GetFromName(testnet.NewNS(b, "ctr").Name)
+		must(b, err)
+		defer ns.Close()
+		containers[i] = ns
+	}
+	for b.Loop() {
+		p := dockertest.Start(b, binary(b, "IPVLAN_BGP_BIN"), "LOG_LEVEL=info",
+			"BGP_NEIGHBORS=10.0.90.2:65090", "BGP_HOLD_TIME=9", "BGP_ROUTER_ID=10.0.90.1")
+		d := p.Docker.As(dockertest.Docker28)
+		n, err := d.NetworkCreate(dockertest.NetworkSpec{ID: id(0, "c"), Subnet: "10.82.0.0/20", Options: map[string]string{"parent": "eth0"}})
+		must(b, err)
+		leafRoutes := func() int {
+			out, _ := leaf.Try("ip", "-4", "route", "show", "10.82.0.0/20")
+			return strings.Count(out, "\n")
+		}
+		begin := time.Now()
+		var lastJoin time.Time
+		var mu sync.Mutex
+		eps := parallel(b, total, callers, func(i int) string {
+			ep := id(i+1, "e")
+			c, err := d.Run(n, ep, nil)
+			must(b, err)
+			var joined struct{ InterfaceName struct{ SrcName string } }
+			must(b, d.Call("NetworkDriver.Join", netapi.JoinRequest{NetworkID: n.ID, EndpointID: c.Endpoint,
+				SandboxKey: "/var/run/docker/netns/bench", Options: map[string]any{}}, &joined))
+			must(b, moveLink(netlinkHost(), joined.InterfaceName.SrcName, containers[i%len(containers)]))
+			mu.Lock()
+			lastJoin = time.Now()
+			mu.Unlock()
+			return ep
+		})
+		started := time.Since(begin)
+		testnet.WaitFor(b, 5*time.Minute, fmt.Sprintf("%d routes in the leaf's kernel", total), func() (bool, string) {
+			got := leafRoutes()
+			return got >= total, fmt.Sprintf("%d routes", got)
+		})
+		toLeaf := time.Since(lastJoin)
+		rss := rssMB(b, p.PID())
+
+		must(b, syscall.Kill(p.PID(), syscall.SIGKILL))
+		testnet.WaitFor(b, time.Minute, "the restarted plugin ready", func() (bool, string) {
+			return strings.Count(p.Log(), "ready: state restored") >= 2, "not yet"
+		})
+		listening, ready := startupTimes(b, p.Log())
+
+		begin = time.Now()
+		parallel(b, total, callers, func(i int) string {
+			ep := eps[i]
+			must(b, d.Call("NetworkDriver.Leave", netapi.LeaveRequest{NetworkID: n.ID, EndpointID: ep}, nil))
+			must(b, d.Call("NetworkDriver.DeleteEndpoint", netapi.DeleteEndpointRequest{NetworkID: n.ID, EndpointID: ep}, nil))
+			return ep
+		})
+		removed := time.Since(begin)
+		testnet.WaitFor(b, 5*time.Minute, "every route withdrawn from the leaf", func() (bool, string) {
+			got := leafRoutes()
+			return got == 0, fmt.Sprintf("%d routes left", got)
+		})
+		b.Logf("%d containers, %d callers: started in %v (%.1f ms each), every route in the leaf's kernel %v after the last Join; "+
+			"RSS %.0f MB; start-up with %d endpoints stored: listening after %s, ready after %s; removed in %v, every route withdrawn",
+			total, callers, started.Round(time.Millisecond), ms(started)/total, toLeaf.Round(time.Millisecond), rss, total, listening, ready, removed.Round(time.Millisecond))
+		b.ReportMetric(ms(started)/total, "ms/container")
+		b.ReportMetric(ms(toLeaf), "ms/last-join-to-leaf")
+		b.ReportMetric(rss, "MB-RSS")
+	}
+}
+
+// parallel runs fn for 0..total-1 from callers goroutines and returns what
+// each returned, by index.
+func parallel(b *testing.B, total, callers int, fn func(i int) string) []string {
+	b.Helper()
+	out := make([]string, total)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				out[i] = fn(i)
+			}
+		}()
+	}
+	for i := range total {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return out
+}
+
+func rssMB(b *testing.B, pid int) float64 {
+	b.Helper()
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	must(b, err)
+	for _, line := range strings.Split(string(raw), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, err := strconv.Atoi(f[1])
+			must(b, err)
+			return float64(kb) / 1024
+		}
+	}
+	b.Fatal("no VmRSS")
+	return 0
+}
+
+// startupTimes reads the last run's "after" fields of its listening and
+// ready log lines.
+func startupTimes(b *testing.B, log string) (listening, ready string) {
+	b.Helper()
+	for _, line := range strings.Split(log, "\n") {
+		field := func() string {
+			_, rest, _ := strings.Cut(line, "after=")
+			value, _, _ := strings.Cut(rest, " ")
+			return value
+		}
+		switch {
+		case strings.Contains(line, "listening for Docker"):
+			listening = field()
+		case strings.Contains(line, "ready: state restored"):
+			ready = field()
+		}
+	}
+	return listening, ready
+}

@@ -4,7 +4,7 @@
 #   integration/lab/run.sh [--timeout SECS] [--mem MB] [--cpus N] PAYLOAD_DIR SCENARIO_CMD...
 #
 # PAYLOAD_DIR is copied into the guest as /payload (for instance the scenarios plus the
-# plugin binary); SCENARIO_CMD is run there, e.g. /payload/smoke.sh. The guest helpers in
+# plugin binary); SCENARIO_CMD is run there, e.g. /payload/selftest.sh. The guest helpers in
 # integration/lab/guest/ are shipped along as /lab (source /lab/lib.sh from a scenario), so
 # changing them never forces an image rebuild. Anything the scenario writes into
 # /payload-out/ comes back in the output directory.
@@ -52,8 +52,13 @@ case $timeout_s in '' | *[!0-9]*) die "--timeout wants seconds" ;; esac
 
 t0=$(date +%s)
 
-# 1. The image (built on first use, then cached; see image.sh).
-img=$("$here/image.sh" | tail -n1) || die "image build failed"
+# 1. The image of $LAB_SUITE (built on first use, then cached; see image.sh), or the image
+# directory LAB_IMAGE names (to boot an image by hand, e.g. while changing image.sh).
+if [ -n "${LAB_IMAGE:-}" ]; then
+	img=$(cd "$LAB_IMAGE" && pwd) || die "LAB_IMAGE=$LAB_IMAGE is no directory"
+else
+	img=$("$here/image.sh" | tail -n1) || die "image build failed"
+fi
 # Keep the image from being pruned by a concurrent rebuild while this VM uses it.
 exec 8>>"$img.lock"
 flock -s 8
@@ -130,6 +135,7 @@ if [ ! -f "$out/status" ]; then
 	exit 125
 fi
 status=$(cat "$out/status")
+[ -f "$out/versions.txt" ] && echo "lab: guest ran $(tr '\n' ' ' <"$out/versions.txt")" >&2
 
 # shellcheck disable=SC1091
 . "$out/timings.txt" 2>/dev/null || true

@@ -39,6 +39,7 @@ type Plugin struct {
 	log      syncBuffer
 	mu       sync.Mutex
 	restarts int
+	pid      int // of the running process
 }
 
 // Start runs bin with settings (SETTING=VALUE) on top of a test's defaults:
@@ -63,7 +64,13 @@ func Start(t testing.TB, bin string, settings ...string) *Plugin {
 			cmd := exec.CommandContext(ctx, bin)
 			cmd.Env, cmd.Stdout, cmd.Stderr = env, &p.log, &p.log
 			cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-			err := cmd.Run()
+			err := cmd.Start()
+			if err == nil {
+				p.mu.Lock()
+				p.pid = cmd.Process.Pid
+				p.mu.Unlock()
+				err = cmd.Wait()
+			}
 			if ctx.Err() != nil {
 				return
 			}
@@ -95,6 +102,16 @@ func Start(t testing.TB, bin string, settings ...string) *Plugin {
 	}
 	return p
 }
+
+// PID is the running plugin process's.
+func (p *Plugin) PID() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pid
+}
+
+// Log is what the plugin has written so far (all its runs).
+func (p *Plugin) Log() string { return p.log.String() }
 
 // Restarts is how often the plugin died and was started again.
 func (p *Plugin) Restarts() int {

@@ -10,6 +10,8 @@
 #   pass MSG / fail MSG            print a PASS line / print a FAIL line and exit 1
 #   check MSG CMD...               run CMD; pass MSG if it succeeds, else fail MSG
 #   wait_for 'CMD' TIMEOUT_S       retry CMD (a shell string) until it succeeds or time runs out
+#   in_parallel 'CMD'...           run each CMD (a shell string) at once, wait for all, print
+#                                  their output in order; fail naming those that failed
 #   netns_add NS                   create a namespace (if missing) with lo up
 #   start_dockerd NAME NETNS [dockerd args...]   start one dockerd in NETNS and wait for it
 #   launch_dockerd / wait_dockerd  the same in two steps, to start several in parallel
@@ -48,6 +50,28 @@ wait_for() {
 		fi
 		sleep 0.2
 	done
+}
+
+# in_parallel 'CMD'...: each CMD runs in a subshell of its own (a `fail` inside ends that
+# subshell only, and is reported here). Daemons a CMD starts outlive it.
+in_parallel() {
+	local dir i c failed=()
+	local -a pids=()
+	dir=$(mktemp -d /tmp/in_parallel.XXXXXX)
+	i=0
+	for c in "$@"; do
+		(eval "$c") >"$dir/$i" 2>&1 </dev/null &
+		pids+=($!)
+		i=$((i + 1))
+	done
+	i=0
+	for c in "$@"; do
+		wait "${pids[$i]}" || failed+=("$c")
+		cat "$dir/$i"
+		i=$((i + 1))
+	done
+	rm -rf "$dir"
+	[ ${#failed[@]} = 0 ] || fail "failed: $(printf "'%s' " "${failed[@]}")"
 }
 
 netns_add() {
@@ -175,16 +199,26 @@ EOF
 # pid file, zserv socket and vty socket in DIR (owned by frr, the daemons drop to it), no TCP
 # vty (-P 0). They start with an empty config and CONF (an integrated frr.conf-style file) is
 # then applied through vtysh, which sends each command to the daemon it belongs to.
+# FRR 9 and later (trixie, forky) also run mgmtd, first: it owns the interface
+# configuration (`interface lo` / `ip address`) and zebra's, which vtysh sends to it. mgmtd
+# and its clients meet on sockets in FRR's run directory, which --vty_socket does not move:
+# -N NS (the path space) gives each instance its own, /run/frr/NS. vtysh goes without -N: it
+# reaches every daemon, mgmtd included, through the vty sockets in DIR.
 start_frr() {
 	local ns=$1 dir=$2 conf=$3 d
 	netns_add "$ns"
-	mkdir -p "$dir"
+	mkdir -p "$dir" "/run/frr/$ns"
 	: >"$dir/empty.conf"
-	chown -R frr:frr "$dir"
+	chown -R frr:frr "$dir" "/run/frr/$ns"
 	echo "$dir" >"$LAB_STATE/frr-$ns.dir"
-	for d in ${FRR_DAEMONS:-zebra bgpd}; do
-		if ! ip netns exec "$ns" "/usr/lib/frr/$d" -d -u frr -g frr -P 0 \
-			-f "$dir/empty.conf" -i "$dir/$d.pid" -z "$dir/zserv.api" \
+	local daemons=${FRR_DAEMONS:-zebra bgpd}
+	[ -x /usr/lib/frr/mgmtd ] && [[ " $daemons " != *" mgmtd "* ]] && daemons="mgmtd $daemons"
+	local -a conf_arg
+	for d in $daemons; do
+		conf_arg=(-f "$dir/empty.conf")
+		[ "$d" = mgmtd ] && conf_arg=() # mgmtd reads no file of its own
+		if ! ip netns exec "$ns" "/usr/lib/frr/$d" -d -u frr -g frr -P 0 -N "$ns" \
+			"${conf_arg[@]}" -i "$dir/$d.pid" -z "$dir/zserv.api" \
 			--vty_socket "$dir" --log "file:$LAB_LOGS/frr-$ns-$d.log" \
 			>>"$LAB_LOGS/frr-$ns-$d.out" 2>&1; then
 			cat "$LAB_LOGS/frr-$ns-$d.out"

@@ -14,11 +14,11 @@ set -euo pipefail
 fabric_up bird
 hosts_up host1 host2 host3 host4
 plugin_publish host1
+installs=()
 for h in host1 host2 host3 host4; do
-	# shellcheck disable=SC2046
-	plugin_install "$h" $("${h}_settings")
-	net_create "$h" fabric
+	installs+=("plugin_install $h $("${h}_settings") && net_create $h fabric")
 done
+in_parallel "${installs[@]}"
 wait_sessions
 
 # `make integration SCENARIOS="ecmp restarts"` runs a subset.

@@ -8,34 +8,45 @@ set -euo pipefail
 . /lab/lib.sh
 . /payload/scenarios/fabric.sh
 
-banner() { printf '\n==== %s ====\n' "$*"; }
+banner() { printf '\n==== %s ==== [%ss]\n' "$*" "$(cut -d' ' -f1 /proc/uptime)"; }
+
+# peers_established NS: every BGP neighbour of NS's FRR is Established (both
+# families; the leaves forgot the neighbours of hosts the demo does not start).
+peers_established() {
+	vtysh_ns "$1" 'show bgp summary json' |
+		jq -e '[.[].peers // {} | to_entries[] | .value.state] | length > 0 and all(. == "Established")' >/dev/null
+}
 
 banner "fabric: 2 spines, 2 leaves (FRR), 2 Docker hosts"
-fabric_up frr
+# Everything slow is started at once and waited for once: the two dockerds
+# first, then the four routers and the registry while they come up.
+fabric_up frr host1 host2
+lab_log "step: routers and registry up"
 hosts_up host1 host2
+lab_log "step: dockerds up, busybox imported"
 plugin_publish host1
-# shellcheck disable=SC2046
-plugin_install host1 $(host1_settings)
-# shellcheck disable=SC2046
-plugin_install host2 $(host2_settings)
+lab_log "step: plugin published"
+in_parallel "plugin_install host1 $(host1_settings)" "plugin_install host2 $(host2_settings)"
+lab_log "step: plugin installed on both hosts"
 dk host1 plugin ls
 
-banner "BGP sessions at leaf1"
-wait_for "vtysh_ns leaf1 'show bgp neighbors swp1 json' | jq -e '.swp1.bgpState == \"Established\"'" 90 ||
-	fail "host1's unnumbered session to leaf1 did not come up"
-wait_for "vtysh_ns leaf2 'show bgp neighbors 10.0.2.1 json' | jq -e '.[\"10.0.2.1\"].bgpState == \"Established\"'" 90 ||
-	fail "host2's session to leaf2 did not come up"
-vtysh_ns leaf1 "show bgp summary"
-
 banner "the same network on both hosts: docker network create -d ipvlan-bgp:latest --subnet 10.244.0.0/16 ..."
-net_create host1 fabric
-net_create host2 fabric
+in_parallel "net_create host1 fabric" "net_create host2 fabric"
 dk host1 network ls --filter driver=ipvlan-bgp:latest
 
+banner "BGP sessions at leaf1 and leaf2"
+wait_for "peers_established leaf1 && peers_established leaf2" 90 || {
+	vtysh_ns leaf1 "show bgp summary"
+	vtysh_ns leaf2 "show bgp summary"
+	fail "not every session of leaf1 and leaf2 came up"
+}
+vtysh_ns leaf1 "show bgp summary"
+vtysh_ns leaf2 "show bgp summary"
+
 banner "a container on each host"
-dk host1 run -d --name web --net fabric busybox \
-	sh -c 'mkdir /www && echo "hello from a container on host1" >/www/index.html && exec httpd -f -p 80 -h /www' >/dev/null
-dk host2 run -d --name client --net fabric busybox sleep 3600 >/dev/null
+in_parallel \
+	"dk host1 run -d --name web --net fabric busybox sh -c 'mkdir /www && echo \"hello from a container on host1\" >/www/index.html && exec httpd -f -p 80 -h /www' >/dev/null" \
+	"dk host2 run -d --name client --net fabric busybox sleep 3600 >/dev/null"
 web=$(container_ip host1 web)
 client=$(container_ip host2 client)
 echo "web on host1: $web   client on host2: $client"

@@ -37,11 +37,18 @@ fabric_link() {
 	ip -n "$b" link set "$ifb" up
 }
 
-# fabric_up [frr|bird]: namespaces, links and routers; leaf2 runs the given
-# software (FRR by default).
+# fabric_up frr|bird HOST...: namespaces, links and routers for the given hosts
+# (all four when none is given); leaf2 runs the given software. The hosts'
+# dockerds are launched first, as they take longest to come up (hosts_up waits
+# for them); the four routers and the registry start meanwhile, in parallel.
+# A leaf forgets the neighbours of hosts that are not started, so its BGP
+# summary lists only sessions that are meant to come up.
 fabric_up() {
-	local leaf2_impl=${1:-frr} ns
-	for ns in spine1 spine2 leaf1 leaf2 host1 host2 host3 host4; do netns_add "$ns"; done
+	local leaf2_impl=${1:-frr} ns h
+	shift || true
+	local -a hosts=("$@")
+	[ ${#hosts[@]} -gt 0 ] || hosts=(host1 host2 host3 host4)
+	for ns in spine1 spine2 leaf1 leaf2 "${hosts[@]}"; do netns_add "$ns"; done
 	for ns in spine1 spine2 leaf1 leaf2; do
 		ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
 	done
@@ -49,37 +56,82 @@ fabric_up() {
 	fabric_link spine1 swp2 10.1.12.0/31 fd00:1:12::1/64 leaf2 swp51 10.1.12.1/31 fd00:1:12::2/64
 	fabric_link spine2 swp1 10.1.21.0/31 fd00:1:21::1/64 leaf1 swp52 10.1.21.1/31 fd00:1:21::2/64
 	fabric_link spine2 swp2 10.1.22.0/31 fd00:1:22::1/64 leaf2 swp52 10.1.22.1/31 fd00:1:22::2/64
-	# host1's uplink is unnumbered: no IPv4 on the link (FRR would peer over
-	# a /31's IPv4 instead of the link-local addresses); host1's own IPv4
-	# address lives on its loopback, as on a routed host.
-	fabric_link leaf1 swp1 - fd00:0:1::1/64 host1 eth0 - fd00:0:1::2/64
-	ip -n host1 addr add 10.0.1.1/32 dev lo
-	fabric_link leaf2 swp1 10.0.2.0/31 fd00:0:2::1/64 host2 eth0 10.0.2.1/31 fd00:0:2::2/64
-	fabric_link leaf1 swp3 10.0.3.0/31 fd00:0:3::1/64 host3 eth0 10.0.3.1/31 fd00:0:3::2/64
-	fabric_link leaf2 swp3 10.0.3.2/31 fd00:0:4::1/64 host3 eth1 10.0.3.3/31 fd00:0:4::2/64
-	fabric_link leaf1 swp4 10.0.4.0/31 fd00:0:5::1/64 host4 eth0 10.0.4.1/31 fd00:0:5::2/64
-	fabric_link leaf2 swp4 10.0.4.2/31 fd00:0:6::1/64 host4 eth1 10.0.4.3/31 fd00:0:6::2/64
-	start_frr spine1 /run/lab/frr-spine1 "$FABRIC/spine1.frr.conf"
-	start_frr spine2 /run/lab/frr-spine2 "$FABRIC/spine2.frr.conf"
-	start_frr leaf1 /run/lab/frr-leaf1 "$FABRIC/leaf1.frr.conf"
+	for h in "${hosts[@]}"; do
+		case $h in
+		# host1's uplink is unnumbered: no IPv4 on the link (FRR would peer
+		# over a /31's IPv4 instead of the link-local addresses); host1's own
+		# IPv4 address lives on its loopback, as on a routed host.
+		host1)
+			fabric_link leaf1 swp1 - fd00:0:1::1/64 host1 eth0 - fd00:0:1::2/64
+			ip -n host1 addr add 10.0.1.1/32 dev lo
+			;;
+		host2) fabric_link leaf2 swp1 10.0.2.0/31 fd00:0:2::1/64 host2 eth0 10.0.2.1/31 fd00:0:2::2/64 ;;
+		host3)
+			fabric_link leaf1 swp3 10.0.3.0/31 fd00:0:3::1/64 host3 eth0 10.0.3.1/31 fd00:0:3::2/64
+			fabric_link leaf2 swp3 10.0.3.2/31 fd00:0:4::1/64 host3 eth1 10.0.3.3/31 fd00:0:4::2/64
+			;;
+		host4)
+			fabric_link leaf1 swp4 10.0.4.0/31 fd00:0:5::1/64 host4 eth0 10.0.4.1/31 fd00:0:5::2/64
+			fabric_link leaf2 swp4 10.0.4.2/31 fd00:0:6::1/64 host4 eth1 10.0.4.3/31 fd00:0:6::2/64
+			;;
+		*) fail "fabric_up: no host $h in the fabric" ;;
+		esac
+	done
+	mgmt_up "${hosts[@]}"
+	echo "${hosts[*]}" >"$LAB_STATE/fabric.hosts"
+	# --live-restore: containers (and the plugin) keep running while dockerd
+	# restarts, as on production hosts; the restart scenario relies on it.
+	for h in "${hosts[@]}"; do launch_dockerd "$h" "$h" --live-restore; done
+	local leaf2="start_frr leaf2 /run/lab/frr-leaf2 $FABRIC/leaf2.frr.conf"
 	if [ "$leaf2_impl" = bird ]; then
 		ip -n leaf2 addr add 10.255.0.12/32 dev lo
-		start_bird leaf2 /run/lab/bird-leaf2 "$FABRIC/leaf2.bird.conf"
-	else
-		start_frr leaf2 /run/lab/frr-leaf2 "$FABRIC/leaf2.frr.conf"
+		leaf2="start_bird leaf2 /run/lab/bird-leaf2 $FABRIC/leaf2.bird.conf"
 	fi
 	echo "$leaf2_impl" >"$LAB_STATE/leaf2.impl"
-	mgmt_up
+	in_parallel \
+		"start_frr spine1 /run/lab/frr-spine1 $FABRIC/spine1.frr.conf" \
+		"start_frr spine2 /run/lab/frr-spine2 $FABRIC/spine2.frr.conf" \
+		"start_frr leaf1 /run/lab/frr-leaf1 $FABRIC/leaf1.frr.conf" \
+		"$leaf2" \
+		"start_registry '' $REGISTRY"
+	for h in host1 host2 host3 host4; do
+		[[ " ${hosts[*]} " == *" $h "* ]] || leaves_forget "$h"
+	done
 }
 
-# mgmt_up: the management bridge, for the registry only.
+# The leaves' neighbours of each host: "LEAF NEIGHBOUR" pairs, as in the
+# fabric files.
+host_neighbors() {
+	case $1 in
+	host1) echo leaf1 swp1 ;;
+	host2) echo leaf2 10.0.2.1 leaf2 fd00:0:2::2 ;;
+	host3) echo leaf1 10.0.3.1 leaf1 fd00:0:3::2 leaf2 10.0.3.3 leaf2 fd00:0:4::2 ;;
+	host4) echo leaf1 10.0.4.1 leaf1 fd00:0:5::2 leaf2 10.0.4.3 leaf2 fd00:0:6::2 ;;
+	esac
+}
+
+# leaves_forget HOST: an FRR leaf drops its neighbours on HOST (a BIRD leaf
+# keeps them: it runs only in the full suite, where every host is up).
+leaves_forget() {
+	local -a pairs
+	read -r -a pairs <<<"$(host_neighbors "$1")"
+	local i leaf asn
+	for ((i = 0; i < ${#pairs[@]}; i += 2)); do
+		leaf=${pairs[$i]}
+		[ "$leaf" = leaf2 ] && [ "$(cat "$LAB_STATE/leaf2.impl")" = bird ] && continue
+		asn=$(awk '$1 == "router" && $2 == "bgp" { print $3; exit }' "$FABRIC/$leaf.frr.conf")
+		vtysh_ns "$leaf" 'configure terminal' "router bgp $asn" "no neighbor ${pairs[$((i + 1))]}" >/dev/null
+	done
+}
+
+# mgmt_up HOST...: the management bridge, for the registry only.
 mgmt_up() {
-	local i=10 ns
+	local ns i
 	ip link add mgmt type bridge
 	ip addr add 192.168.100.1/24 dev mgmt
 	ip link set mgmt up
-	for ns in host1 host2 host3 host4; do
-		i=$((i + 1))
+	for ns in "$@"; do
+		i=$((10 + ${ns#host}))
 		ip link add "mgmt-$ns" type veth peer name mgmt0 netns "$ns"
 		ip link set "mgmt-$ns" master mgmt up
 		ip -n "$ns" addr add "192.168.100.$i/24" dev mgmt0
@@ -87,27 +139,20 @@ mgmt_up() {
 	done
 }
 
-# hosts_up HOST...: one dockerd per host, started in parallel, busybox imported.
+# hosts_up HOST...: wait for the dockerds fabric_up launched, import busybox.
 hosts_up() {
-	local h pids=()
-	# --live-restore: containers (and the plugin) keep running while dockerd
-	# restarts, as on production hosts; the restart scenario relies on it.
-	for h in "$@"; do launch_dockerd "$h" "$h" --live-restore; done
+	local h
 	for h in "$@"; do wait_dockerd "$h"; done
-	# Wait on the imports alone: a bare `wait` would also wait for the
-	# dockerds, which are children of this shell too.
-	for h in "$@"; do
-		import_busybox "$h" &
-		pids+=($!)
-	done
-	wait "${pids[@]}"
+	local -a imports=()
+	for h in "$@"; do imports+=("import_busybox $h"); done
+	in_parallel "${imports[@]}"
 }
 
 # plugin_publish HOST: `docker plugin create` the plugin built from the working
-# tree and push it to the lab's registry, as a release would be published.
+# tree and push it to the lab's registry (fabric_up started it), as a release
+# would be published.
 plugin_publish() {
 	local h=$1
-	start_registry "" "$REGISTRY"
 	dk "$h" plugin create "$PLUGIN_REF" /payload/plugin >/dev/null
 	dk "$h" plugin push "$PLUGIN_REF" >/dev/null
 	dk "$h" plugin rm -f "$PLUGIN_REF" >/dev/null

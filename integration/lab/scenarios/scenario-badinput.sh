@@ -25,7 +25,8 @@ refused() {
 	echo "$out" | grep -qiF -- "$want" || fail "e: $what: error '$out' does not say '$want'"
 	sleep 1
 	[ "$(snapshot)" = "$before" ] || fail "e: $what left something behind: $(diff <(echo "$before") <(snapshot))"
-	pass "e: $what -> $(echo "$out" | tail -n1)"
+	# The line that says it: newer CLIs add "Run 'docker run --help'..." after it.
+	pass "e: $what -> $(echo "$out" | grep -iF -m1 -- "$want")"
 }
 
 netargs=(network create -d "$PLUGIN" --ipam-driver "$PLUGIN" --subnet 10.250.0.0/24)

@@ -1,6 +1,6 @@
 #!/bin/bash
-# Smoke scenario: proves the lab VM can do what the project's real scenarios need.
-#   integration/lab/run.sh integration/lab/scenarios /payload/smoke.sh
+# The lab self-test: proves the lab VM can do what the project's real scenarios need.
+#   integration/lab/run.sh integration/lab/scenarios /payload/selftest.sh
 #
 # Two Docker hosts (namespaces h1, h2, one dockerd each) joined by a veth pair v1 <-> v2.
 # FRR in h1 and BIRD in h2 speak eBGP over it and exchange the two container subnets, then
@@ -11,7 +11,7 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=../guest/lib.sh
 . /lab/lib.sh
 
-lab_log "smoke: kernel $(uname -r), $(nproc) vCPUs, $(awk '/MemTotal/ { print int($2 / 1024) " MB" }' /proc/meminfo)"
+lab_log "selftest: kernel $(uname -r), $(nproc) vCPUs, $(awk '/MemTotal/ { print int($2 / 1024) " MB" }' /proc/meminfo)"
 
 # --- kernel: the link types the build machines lack -------------------------------------
 check "kernel creates dummy, ipvlan (l3) and 802.1q links" sh -c '
@@ -122,9 +122,9 @@ pass "c1 on h1 pings c2 on h2 over ipvlan L3 and BGP-learned routes"
 
 # --- a registry the hosts can push to and pull from ------------------------------------------
 start_registry h1 10.0.0.1:5000
-dk h1 tag busybox 10.0.0.1:5000/lab/busybox:smoke
-dk h1 push -q 10.0.0.1:5000/lab/busybox:smoke >/dev/null || fail "push to the registry from h1 failed"
-dk h2 pull -q 10.0.0.1:5000/lab/busybox:smoke >/dev/null || fail "pull from the registry on h2 failed"
+dk h1 tag busybox 10.0.0.1:5000/lab/busybox:selftest
+dk h1 push -q 10.0.0.1:5000/lab/busybox:selftest >/dev/null || fail "push to the registry from h1 failed"
+dk h2 pull -q 10.0.0.1:5000/lab/busybox:selftest >/dev/null || fail "pull from the registry on h2 failed"
 pass "registry in h1: push from h1, pull from h2"
 
 # Something for the host to find in the output directory.
@@ -132,6 +132,6 @@ pass "registry in h1: push from h1, pull from h2"
 	dk h1 version
 	vtysh_ns h1 'show bgp ipv4 unicast'
 	birdc_ns h2 show route
-} >/payload-out/smoke-state.txt 2>&1 || true
+} >/payload-out/selftest-state.txt 2>&1 || true
 
-lab_log "smoke: all checks passed"
+lab_log "selftest: all checks passed"
