@@ -130,7 +130,7 @@ bird_configure() {
 # sessions, leaf2's bfd protocol for them.
 frr_dir=$(cat "$LAB_STATE/frr-leaf1.dir")
 ip netns exec leaf1 /usr/lib/frr/bfdd -d -u frr -g frr -P 0 -N leaf1 -f "$frr_dir/empty.conf" -i "$frr_dir/bfdd.pid" \
-	-z "$frr_dir/zserv.api" --vty_socket "$frr_dir" --bfdctl "$frr_dir/bfdd.sock" \
+	-z "$frr_dir/zserv.api" --vty_socket "$frr_dir" \
 	--log "file:$LAB_LOGS/frr-leaf1-bfdd.log" >>"$LAB_LOGS/frr-leaf1-bfdd.out" 2>&1 || fail "h: bfdd did not start in leaf1"
 vtysh_ns leaf1 'configure terminal' 'router bgp 65131' 'neighbor 10.0.3.1 bfd' 'neighbor fd00:0:3::2 bfd' >/dev/null
 bird_conf=/run/lab/leaf2-bfd.bird.conf
