@@ -77,20 +77,6 @@ func (d *Driver) plannedRoutes() int {
 	return routes
 }
 
-// announcesSubnet tells whether a network announces its subnet: by choice
-// (announce=subnet) or because an endpoint fell back to it.
-func (d *Driver) announcesSubnet(n networkRecord) bool {
-	if n.Config.Announce == announceSubnet {
-		return true
-	}
-	for _, ep := range d.state.endpointsOf(n.ID) {
-		if ep.Fallback {
-			return true
-		}
-	}
-	return false
-}
-
 // checkBudget decides whether a new endpoint's host routes fit the budget,
 // marking it to fall back to the subnet when they do not and the operator
 // chose that. The fallback is allowed past the budget: it adds at most one

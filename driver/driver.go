@@ -3,9 +3,9 @@
 // prefixes to announce for them.
 //
 // One file per concern: options.go parses what the user typed, network.go,
-// endpoint.go and joinleave.go answer Docker's calls, links.go does all
-// netlink work, state.go holds the records, reconcile.go squares the store
-// with the kernel at start-up.
+// endpoint.go and joinleave.go answer Docker's calls, announce.go decides
+// what is announced, links.go does all netlink work, state.go holds the
+// records, reconcile.go squares the store with the kernel at start-up.
 //
 // Every call writes the store before memory, and orders its kernel and store
 // steps so that a crash between any two of them leaves something Reconcile
@@ -158,4 +158,12 @@ func (d *Driver) GwAllocCheck(_ context.Context, req *api.GwAllocCheckRequest) (
 	}
 	skip := cfg.Mode != modeL2
 	return &api.GwAllocCheckResponse{SkipIPv4: skip, SkipIPv6: skip}, nil
+}
+
+// undo logs the failure of a step that undoes partial work: the call
+// already returns the error that made it undo.
+func (d *Driver) undo(what string, err error, fields logrus.Fields) {
+	if err != nil {
+		d.log.WithFields(fields).WithError(err).Error("could not " + what + " while undoing a failed call")
+	}
 }

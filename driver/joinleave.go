@@ -5,15 +5,12 @@ import (
 	"fmt"
 	"net/netip"
 	"path"
-	"slices"
-	"time"
 
 	netapi "github.com/docker/go-plugins-helpers/network"
 	"github.com/sirupsen/logrus"
 
 	"github.com/ipvlan-bgp/ipvlan-bgp/api"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/failpoint"
-	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 	"github.com/ipvlan-bgp/ipvlan-bgp/store"
 )
 
@@ -24,13 +21,6 @@ const (
 	// routeConnected is libnetwork's types.CONNECTED: a route through the
 	// interface with no next hop ("default dev eth0").
 	routeConnected = 1
-	// movePoll is how often a watcher looks whether Docker has moved a
-	// joined endpoint's link out of the host namespace.
-	movePoll = 10 * time.Millisecond
-	// moveWait bounds the watch. Docker moves the link right after Join
-	// answers, and gives up on a call after 30 s; a link still here by then
-	// belongs to a join that failed.
-	moveWait = 30 * time.Second
 )
 
 // Join creates the endpoint's ipvlan link in the host namespace; Docker
@@ -164,102 +154,6 @@ func defaultRoute(addr netip.Addr) string {
 		unspecified = netip.IPv4Unspecified()
 	}
 	return netip.PrefixFrom(unspecified, 0).String()
-}
-
-// hostAdverts is what an announce=host endpoint announces: its addresses as
-// host routes, with the network's communities and its own.
-func hostAdverts(ep endpointRecord, network networkRecord) []route.Advert {
-	if network.Config.Announce != announceHost || ep.Fallback {
-		return nil
-	}
-	communities := union(network.Config.Communities, ep.Config.Communities)
-	large := union(network.Config.LargeCommunities, ep.Config.LargeCommunities)
-	adverts := make([]route.Advert, 0, len(ep.Addresses))
-	for _, a := range ep.Addresses {
-		host := netip.PrefixFrom(a.Addr(), a.Addr().BitLen())
-		adverts = append(adverts, route.Advert{Prefix: host, Communities: communities, LargeCommunities: large})
-	}
-	return adverts
-}
-
-func union(a, b []string) []string {
-	out := slices.Clone(a)
-	for _, s := range b {
-		if !slices.Contains(out, s) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// announceWhenMoved announces a joined endpoint once its link has left the
-// host namespace, that is once Docker has put it in the container:
-// announcing earlier would draw traffic to an address nothing answers yet.
-// The first look is made now (Reconcile counts on that); later ones poll,
-// because a *netlink.Handle does not say which namespace it is in, so no
-// link event subscription can be opened on it.
-func (d *Driver) announceWhenMoved(ep endpointRecord, network networkRecord) {
-	adverts := hostAdverts(ep, network)
-	if len(adverts) == 0 {
-		return
-	}
-	token := d.announce.arm(ep.ID)
-	if d.announceIfMoved(ep.ID, token, adverts) {
-		return
-	}
-	d.watchers.Add(1)
-	go func() {
-		defer d.watchers.Done()
-		d.watchMove(ep.ID, token, adverts)
-	}()
-}
-
-func (d *Driver) watchMove(endpointID string, token uint64, adverts []route.Advert) {
-	tick := time.NewTicker(movePoll)
-	defer tick.Stop()
-	deadline := time.NewTimer(moveWait)
-	defer deadline.Stop()
-	for {
-		select {
-		case <-d.done:
-			return
-		case <-deadline.C:
-			d.log.WithFields(logrus.Fields{"endpoint": endpointID, "link": childName(endpointID)}).
-				Warn("link still in the host namespace, not in a container: not announcing it")
-			return
-		case <-tick.C:
-			if d.announceIfMoved(endpointID, token, adverts) {
-				return
-			}
-		}
-	}
-}
-
-// prefixesOf lists the adverts' prefixes, for logs.
-func prefixesOf(adverts []route.Advert) []string {
-	out := make([]string, len(adverts))
-	for i, a := range adverts {
-		out[i] = a.Prefix.String()
-	}
-	return out
-}
-
-// announceIfMoved announces unless the link is still in the host namespace,
-// and reports whether the watch is over.
-func (d *Driver) announceIfMoved(endpointID string, token uint64, adverts []route.Advert) bool {
-	log := d.log.WithFields(logrus.Fields{"endpoint": endpointID, "link": childName(endpointID)})
-	inHost, err := d.links.inHost(childName(endpointID))
-	if err != nil {
-		log.WithError(err).Warn("cannot tell whether Docker moved the link yet")
-		return false
-	}
-	if inHost {
-		return false
-	}
-	if d.announce.setIfArmed(endpointID, token, adverts) {
-		log.WithField("prefixes", prefixesOf(adverts)).Info("endpoint announced")
-	}
-	return true
 }
 
 // Leave withdraws the endpoint and deletes its link if Docker left it in

@@ -10,7 +10,6 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/failpoint"
-	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 	"github.com/ipvlan-bgp/ipvlan-bgp/store"
 )
 
@@ -230,66 +229,4 @@ func (d *Driver) parentInUse(parent string) bool {
 		}
 	}
 	return false
-}
-
-// announceNetwork announces the pools of a network that announces its
-// subnet (announce=subnet, or an endpoint past the route budget), and
-// withdraws them once it no longer does: on a host whose IPAM driver hands
-// out a block inside a pool, only that block, so that hosts sharing a
-// network do not all claim the whole subnet.
-func (d *Driver) announceNetwork(rec networkRecord) {
-	if !d.announcesSubnet(rec) {
-		if len(d.announce.announced(rec.ID)) > 0 {
-			d.announce.set(rec.ID, nil)
-			d.log.WithField("network", rec.ID).Info("network subnet withdrawn: no endpoint falls back to it")
-		}
-		return
-	}
-	d.announce.set(rec.ID, d.subnetAdverts(rec))
-}
-
-// subnetAdverts is what a network announces when it announces its subnet.
-func (d *Driver) subnetAdverts(rec networkRecord) []route.Advert {
-	adverts := make([]route.Advert, 0, len(rec.Pools))
-	for _, p := range rec.Pools {
-		prefix := p.Prefix
-		if d.ranges != nil {
-			if local, ok := d.ranges.LocalRange(p.Prefix); ok {
-				prefix = local
-			}
-		}
-		adverts = append(adverts, route.Advert{Prefix: prefix, Communities: rec.Config.Communities, LargeCommunities: rec.Config.LargeCommunities})
-	}
-	return adverts
-}
-
-// checkExport refuses an announce=subnet network whose subnet the speaker
-// would never announce (a default route, or broader than it allows), so
-// the user hears it from docker network create, not from the log.
-func (d *Driver) checkExport(rec networkRecord) error {
-	if rec.Config.Announce != announceSubnet {
-		return nil
-	}
-	for _, a := range d.subnetAdverts(rec) {
-		if err := d.announce.announcer.CheckExport(a.Prefix); err != nil {
-			return optionErr(optAnnounce, string(announceSubnet), "%s", err)
-		}
-	}
-	return nil
-}
-
-// undo logs the failure of a step that undoes partial work: the call
-// already returns the error that made it undo.
-func (d *Driver) undo(what string, err error, fields logrus.Fields) {
-	if err != nil {
-		d.log.WithFields(fields).WithError(err).Error("could not " + what + " while undoing a failed call")
-	}
-}
-
-// short is the 12-character form of a Docker ID, as the docker CLI shows it.
-func short(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }

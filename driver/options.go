@@ -453,3 +453,11 @@ func checkDockerID(kind, id string) error {
 	}
 	return nil
 }
+
+// short is the 12-character form of a Docker ID, as the docker CLI shows it.
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
