@@ -16,6 +16,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/failpoint"
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/logs"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/unixsock"
 )
 
@@ -51,7 +52,7 @@ type Server struct {
 // capabilities wait until Ready hands over the drivers, so the socket listens
 // before the slow parts of start-up (state reload, reconciliation) finish.
 func NewServer(log *logrus.Entry) *Server {
-	s := &Server{log: log, mux: http.NewServeMux(), ready: make(chan struct{})}
+	s := &Server{log: logs.For(log, "api"), mux: http.NewServeMux(), ready: make(chan struct{})}
 	s.routeProtocol()
 	s.routeNetwork()
 	s.routeIPAM()

@@ -28,6 +28,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/ipvlan-bgp/ipvlan-bgp/bgp/config"
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/logs"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 )
 
@@ -90,10 +91,7 @@ type Connected interface {
 // NewSpeaker makes a speaker from a validated config. Nothing runs until
 // Start; Set may be called before (graceful restart re-adds routes first).
 func NewSpeaker(cfg config.Config, opts Options) *Speaker {
-	log := opts.Log
-	if log == nil {
-		log = logrus.NewEntry(logrus.StandardLogger())
-	}
+	log := logs.For(opts.Log, "bgp")
 	return &Speaker{
 		cfg:         cfg,
 		exportRules: cfg.ExportRules(),

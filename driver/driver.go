@@ -26,6 +26,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/ipvlan-bgp/ipvlan-bgp/api"
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/logs"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 	"github.com/ipvlan-bgp/ipvlan-bgp/store"
 )
@@ -100,15 +101,12 @@ func New(cfg Config) (*Driver, error) {
 	default:
 		return nil, fmt.Errorf("network driver: route budget fallback %q: want %s or %s", cfg.BudgetFallback, FallbackRefuse, FallbackSubnet)
 	}
-	log := cfg.Log
-	if log == nil {
-		log = logrus.NewEntry(logrus.StandardLogger())
-	}
+	log := logs.For(cfg.Log, "driver")
 	d := &Driver{
 		db:       cfg.Store,
 		ranges:   cfg.Ranges,
 		links:    newLinks(cfg.Netlink),
-		log:      log.WithField("component", "network-driver"),
+		log:      log,
 		state:    newState(),
 		announce: newAnnouncements(cfg.Announcer),
 		budget:   &budget{limit: cfg.RouteBudget, fallback: cfg.BudgetFallback},

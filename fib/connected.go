@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/logs"
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
 )
@@ -37,9 +38,7 @@ type connectedKey struct {
 // NewConnected reads the host's addresses, so Covering answers before the
 // first learned route arrives; Run then follows their changes.
 func NewConnected(log *logrus.Entry) (*Connected, error) {
-	if log == nil {
-		log = logrus.NewEntry(logrus.StandardLogger())
-	}
+	log = logs.For(log, component)
 	c := &Connected{log: log, byAddr: map[connectedKey]netip.Prefix{}, subnets: map[netip.Prefix]int{}}
 	if _, err := c.reload(); err != nil {
 		return nil, err

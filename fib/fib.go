@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/logs"
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -31,6 +32,9 @@ const Protocol netlink.RouteProtocol = 201
 // prefix (connected and static IPv4 routes use 0, IPv6 ones 256 and 1024),
 // and leaves theirs preferred.
 const Metric = 2000
+
+// component names fib in its log lines (see internal/logs).
+const component = "fib"
 
 // Nexthop is one next hop of a route.
 type Nexthop struct {
@@ -97,10 +101,7 @@ func New(cfg Config) (*Table, error) {
 		link.close()
 		return nil, err
 	}
-	log := cfg.Log
-	if log == nil {
-		log = logrus.NewEntry(logrus.StandardLogger())
-	}
+	log := logs.For(cfg.Log, component)
 	return &Table{
 		link:   link,
 		table:  table,
@@ -159,9 +160,8 @@ func (t *Table) ReplaceBatch(ctx context.Context, routes []Route) ([]RouteError,
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	t.mu.Lock()
-	ops, refused := t.plan(routes)
-	return append(refused, t.write(ctx, ops)...), ctx.Err()
+	refused := t.change(ctx, func() ([]routeOp, []RouteError) { return t.plan(routes) })
+	return refused, ctx.Err()
 }
 
 // plan records routes in the wanted set and returns the kernel changes
@@ -210,12 +210,24 @@ func (t *Table) planRoute(r Route, refresh *bool) (routeOp, bool, error) {
 	return op, err == nil, err
 }
 
-// write sends ops to the kernel and returns those it refused. It must be
-// called with t.mu held, and releases it once the kernel's turn is taken.
-func (t *Table) write(ctx context.Context, ops []routeOp) []RouteError {
+// change runs plan under t.mu (it changes the wanted set and returns the
+// kernel writes that follow, and the routes it refused), then writes to the
+// kernel and returns every route that did not go in. The kernel's turn
+// (writeMu) is taken before mu is let go, so writes reach the kernel in the
+// order their changes were made, and readers of the wanted set never wait
+// for the kernel.
+func (t *Table) change(ctx context.Context, plan func() ([]routeOp, []RouteError)) []RouteError {
+	t.mu.Lock()
+	ops, refused := plan()
 	t.writeMu.Lock()
 	t.mu.Unlock()
 	defer t.writeMu.Unlock()
+	return append(refused, t.write(ctx, ops)...)
+}
+
+// write sends ops to the kernel and returns those it refused; t.writeMu
+// must be held.
+func (t *Table) write(ctx context.Context, ops []routeOp) []RouteError {
 	var refused []RouteError
 	for i, err := range t.writer.write(ctx, ops) {
 		if err == nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sirupsen/logrus"
 
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/logs"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/unixsock"
 )
 
@@ -37,9 +38,7 @@ type Metrics struct {
 // before the sources exist. A nil source's metrics are left out (BGP off:
 // no peer metrics).
 func New(sources Sources, calls *Calls, log *logrus.Entry) *Metrics {
-	if log == nil {
-		log = logrus.NewEntry(logrus.StandardLogger())
-	}
+	log = logs.For(log, "metrics")
 	m := &Metrics{registry: prometheus.NewRegistry(), log: log}
 	m.registry.MustRegister(
 		newCollector(sources, log),

@@ -31,13 +31,13 @@ func (p *plugin) sources() metrics.Sources {
 func (p *plugin) serveOperatorViews(cfg config, calls *metrics.Calls, log *logrus.Entry) {
 	src := p.sources()
 	if cfg.metricsAddress != "" {
-		mlog := log.WithField("component", "metrics")
+		mlog := log.WithField("serving", "metrics")
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", metrics.New(src, calls, mlog).Handler())
 		p.serveHTTP(cfg.metricsAddress, mux, mlog)
 	}
 	if cfg.statusSocket != "" {
-		slog := log.WithField("component", "status")
+		slog := log.WithField("serving", "status")
 		p.serveHTTP("unix:"+cfg.statusSocket, status.Handler(src, slog), slog)
 	}
 }
