@@ -24,7 +24,9 @@ const (
 	contentType = "application/vnd.docker.plugins.v1.1+json"
 
 	// LocalAddressSpace and GlobalAddressSpace are the address spaces the
-	// IPAM driver reports; pools are keyed by subnet, so one of each is enough.
+	// IPAM driver reports to Docker, and the only ones it takes back. Pools
+	// are keyed by subnet and may not overlap in either, so the two differ
+	// only in name.
 	LocalAddressSpace  = "ipvlan-bgp-local"
 	GlobalAddressSpace = "ipvlan-bgp-global"
 

@@ -188,18 +188,9 @@ func (d *Driver) announceIfMoved(endpointID string, token uint64, adverts []rout
 		return false
 	}
 	if d.announce.setIfArmed(endpointID, token, adverts) {
-		log.WithField("prefixes", prefixesOf(adverts)).Info("endpoint announced")
+		log.WithField("prefixes", route.Prefixes(adverts)).Info("endpoint announced")
 	}
 	return true
-}
-
-// prefixesOf lists the adverts' prefixes, for logs.
-func prefixesOf(adverts []route.Advert) []string {
-	out := make([]string, len(adverts))
-	for i, a := range adverts {
-		out[i] = a.Prefix.String()
-	}
-	return out
 }
 
 // announceNetwork announces the pools of a network that announces its

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"sync"
 
 	netapi "github.com/docker/go-plugins-helpers/network"
@@ -80,8 +81,6 @@ type Driver struct {
 	watchers sync.WaitGroup
 }
 
-var _ api.NetworkDriver = (*Driver)(nil)
-
 // New loads the networks and endpoints from the store. It touches neither
 // the kernel nor the speaker: Reconcile does.
 func New(cfg Config) (*Driver, error) {
@@ -91,15 +90,11 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.Announcer == nil {
 		return nil, errors.New("network driver: no announcer")
 	}
-	if cfg.RouteBudget < 0 {
-		return nil, fmt.Errorf("network driver: route budget %d: want 0 (no cap) or more", cfg.RouteBudget)
-	}
-	switch cfg.BudgetFallback {
-	case "":
+	if cfg.BudgetFallback == "" {
 		cfg.BudgetFallback = FallbackRefuse
-	case FallbackRefuse, FallbackSubnet:
-	default:
-		return nil, fmt.Errorf("network driver: route budget fallback %q: want %s or %s", cfg.BudgetFallback, FallbackRefuse, FallbackSubnet)
+	}
+	if _, _, err := ParseBudget(strconv.Itoa(cfg.RouteBudget), string(cfg.BudgetFallback)); err != nil {
+		return nil, fmt.Errorf("network driver: route budget: %w", err)
 	}
 	log := logs.For(cfg.Log, "driver")
 	d := &Driver{

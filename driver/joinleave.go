@@ -10,7 +10,9 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/ipvlan-bgp/ipvlan-bgp/api"
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/dockerid"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/failpoint"
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 	"github.com/ipvlan-bgp/ipvlan-bgp/store"
 )
 
@@ -49,17 +51,17 @@ func (d *Driver) Join(ctx context.Context, req *netapi.JoinRequest) (*api.JoinRe
 	}
 	name := childName(ep.ID)
 	if err := d.links.remove(name); err != nil {
-		return nil, fmt.Errorf("join endpoint %s: %w", short(ep.ID), err)
+		return nil, fmt.Errorf("join endpoint %s: %w", dockerid.Short(ep.ID), err)
 	}
 	ifindex, err := d.links.createChild(name, network.Parent, network.Config)
 	if err != nil {
-		return nil, fmt.Errorf("join endpoint %s: %w", short(ep.ID), err)
+		return nil, fmt.Errorf("join endpoint %s: %w", dockerid.Short(ep.ID), err)
 	}
 	failpoint.Hit("NetworkDriver.Join:link-created")
 	ep.Joined, ep.Ifindex, ep.Sandbox = true, ifindex, sandboxName(req.SandboxKey)
 	if err := d.db.Update(func(tx *store.Tx) error { return tx.Put(bucketEndpoints, ep.ID, ep) }); err != nil {
 		d.undo("delete link", d.links.remove(name), logrus.Fields{"endpoint": ep.ID, "link": name})
-		return nil, fmt.Errorf("join endpoint %s: %w", short(ep.ID), err)
+		return nil, fmt.Errorf("join endpoint %s: %w", dockerid.Short(ep.ID), err)
 	}
 	d.state.putEndpoint(ep)
 	// The IPAM driver may have taken this host's block in the pool since
@@ -83,11 +85,11 @@ func sandboxName(key string) string {
 func (d *Driver) joinTarget(req *netapi.JoinRequest) (endpointRecord, networkRecord, error) {
 	ep, ok := d.state.endpoint(req.EndpointID)
 	if !ok {
-		return ep, networkRecord{}, fmt.Errorf("ipvlan-bgp: endpoint %s not found", short(req.EndpointID))
+		return ep, networkRecord{}, fmt.Errorf("ipvlan-bgp: endpoint %s not found", dockerid.Short(req.EndpointID))
 	}
 	network, ok := d.state.network(ep.NetworkID)
 	if !ok {
-		return ep, network, fmt.Errorf("ipvlan-bgp: network %s of endpoint %s not found", short(ep.NetworkID), short(ep.ID))
+		return ep, network, fmt.Errorf("ipvlan-bgp: network %s of endpoint %s not found", dockerid.Short(ep.NetworkID), dockerid.Short(ep.ID))
 	}
 	// Join's options are the sandbox's, full of Docker's own keys: only
 	// ours are read.
@@ -183,13 +185,13 @@ func (d *Driver) Leave(ctx context.Context, req *netapi.LeaveRequest) error {
 	if ep.Joined {
 		ep.Joined = false
 		if err := d.db.Update(func(tx *store.Tx) error { return tx.Put(bucketEndpoints, ep.ID, ep) }); err != nil {
-			return fmt.Errorf("leave endpoint %s: %w", short(ep.ID), err)
+			return fmt.Errorf("leave endpoint %s: %w", dockerid.Short(ep.ID), err)
 		}
 		d.state.putEndpoint(ep)
 	}
 	if err := d.links.remove(childName(ep.ID)); err != nil {
-		return fmt.Errorf("leave endpoint %s: %w", short(ep.ID), err)
+		return fmt.Errorf("leave endpoint %s: %w", dockerid.Short(ep.ID), err)
 	}
-	d.log.WithFields(logrus.Fields{"network": ep.NetworkID, "endpoint": ep.ID, "withdrawn": prefixesOf(withdrawn)}).Info("endpoint left")
+	d.log.WithFields(logrus.Fields{"network": ep.NetworkID, "endpoint": ep.ID, "withdrawn": route.Prefixes(withdrawn)}).Info("endpoint left")
 	return nil
 }

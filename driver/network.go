@@ -9,6 +9,7 @@ import (
 	netapi "github.com/docker/go-plugins-helpers/network"
 	"github.com/sirupsen/logrus"
 
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/dockerid"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/failpoint"
 	"github.com/ipvlan-bgp/ipvlan-bgp/store"
 )
@@ -67,7 +68,7 @@ func (d *Driver) CreateNetwork(ctx context.Context, req *netapi.CreateNetworkReq
 // the parent made again if it went missing; another one is an error.
 func (d *Driver) createAgain(stored, rec networkRecord) error {
 	if !reflect.DeepEqual(stored.Config, rec.Config) || !slices.Equal(stored.Pools, rec.Pools) {
-		return fmt.Errorf("ipvlan-bgp: network %s already exists with other options or subnets", short(rec.ID))
+		return fmt.Errorf("ipvlan-bgp: network %s already exists with other options or subnets", dockerid.Short(rec.ID))
 	}
 	if stored.ParentOwned != parentExisting {
 		if _, err := d.links.ensureOwnedParent(stored); err != nil {
@@ -122,7 +123,7 @@ func (d *Driver) checkConflicts(rec networkRecord) error {
 		for _, p := range rec.Pools {
 			for _, q := range other.Pools {
 				if p.Prefix.Overlaps(q.Prefix) {
-					return optionErr("subnet", p.Prefix.String(), "overlaps %s of network %s on this host", q.Prefix, short(other.ID))
+					return optionErr("subnet", p.Prefix.String(), "overlaps %s of network %s on this host", q.Prefix, dockerid.Short(other.ID))
 				}
 			}
 		}
@@ -131,11 +132,11 @@ func (d *Driver) checkConflicts(rec networkRecord) error {
 		}
 		if other.Config.Mode != rec.Config.Mode {
 			return optionErr(optMode, string(rec.Config.Mode), "network %s uses parent %s with ipvlan_mode=%s, and network %s cannot use another mode on it",
-				short(other.ID), parent, other.Config.Mode, short(rec.ID))
+				dockerid.Short(other.ID), parent, other.Config.Mode, dockerid.Short(rec.ID))
 		}
 		if other.Config.Flag != rec.Config.Flag {
 			return optionErr(optFlag, string(rec.Config.Flag), "network %s uses parent %s with ipvlan_flag=%s, and network %s cannot use another flag on it",
-				short(other.ID), parent, other.Config.Flag, short(rec.ID))
+				dockerid.Short(other.ID), parent, other.Config.Flag, dockerid.Short(rec.ID))
 		}
 	}
 	return nil
@@ -189,7 +190,7 @@ func (d *Driver) deleteNetwork(ctx context.Context, id string) error {
 	for _, ep := range endpoints {
 		d.announce.withdraw(ep.ID)
 		if err := d.links.remove(childName(ep.ID)); err != nil {
-			return fmt.Errorf("delete network %s: %w", short(rec.ID), err)
+			return fmt.Errorf("delete network %s: %w", dockerid.Short(rec.ID), err)
 		}
 	}
 	failpoint.Hit("NetworkDriver.DeleteNetwork:withdrawn")
@@ -202,7 +203,7 @@ func (d *Driver) deleteNetwork(ctx context.Context, id string) error {
 		return tx.Delete(bucketNetworks, rec.ID)
 	})
 	if err != nil {
-		return fmt.Errorf("delete network %s: %w", short(rec.ID), err)
+		return fmt.Errorf("delete network %s: %w", dockerid.Short(rec.ID), err)
 	}
 	d.state.removeNetwork(rec.ID)
 	d.log.WithFields(logrus.Fields{"network": rec.ID, "stale_endpoints": len(endpoints)}).Info("network deleted")
@@ -216,7 +217,7 @@ func (d *Driver) releaseParent(rec networkRecord) error {
 		return nil
 	}
 	if err := d.links.remove(rec.Parent); err != nil {
-		return fmt.Errorf("delete parent %s of network %s: %w", rec.Parent, short(rec.ID), err)
+		return fmt.Errorf("delete parent %s of network %s: %w", rec.Parent, dockerid.Short(rec.ID), err)
 	}
 	d.log.WithFields(logrus.Fields{"network": rec.ID, "parent": rec.Parent}).Info("deleted the plugin's parent link")
 	return nil

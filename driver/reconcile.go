@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/dockerid"
 	"github.com/sirupsen/logrus"
 )
 
@@ -51,7 +52,7 @@ func (d *Driver) restoreParents() error {
 		}
 		created, err := d.links.ensureOwnedParent(rec)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("restore parent of network %s: %w", short(rec.ID), err))
+			errs = append(errs, fmt.Errorf("restore parent of network %s: %w", dockerid.Short(rec.ID), err))
 			continue
 		}
 		if created {

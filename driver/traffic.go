@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/dockerid"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
@@ -90,7 +91,7 @@ func (d *Driver) Traffic(ctx context.Context) ([]EndpointTraffic, error) {
 		}
 		link, err := d.traffic.find(sock, ids, ep, parents[network.Parent])
 		if err != nil {
-			return out, fmt.Errorf("read counters of endpoint %s: %w", short(ep.ID), err)
+			return out, fmt.Errorf("read counters of endpoint %s: %w", dockerid.Short(ep.ID), err)
 		}
 		if link != nil && link.Attrs().Statistics != nil {
 			out = append(out, countersOf(ep, link.Attrs().Statistics))

@@ -10,6 +10,7 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/dockerid"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/testnet"
 )
 
@@ -74,7 +75,7 @@ func TestTrafficCountsContainerLinks(t *testing.T) {
 	inside := containerCounters(t, ctrNs, child.Attrs().Name)
 	after := e.trafficOf(endpoint)
 	if before.Network != network || before.Sandbox != "sandbox1" {
-		t.Errorf("counters labelled network %s sandbox %q, want %s and sandbox1", short(before.Network), before.Sandbox, short(network))
+		t.Errorf("counters labelled network %s sandbox %q, want %s and sandbox1", dockerid.Short(before.Network), before.Sandbox, dockerid.Short(network))
 	}
 	if before.TxPackets < 3 || before.RxPackets < 3 {
 		t.Errorf("counters %+v after three pings, want at least 3 packets each way", before)
@@ -105,7 +106,7 @@ func (e *testEnv) trafficOf(endpoint string) EndpointTraffic {
 			return tr
 		}
 	}
-	e.t.Fatalf("Traffic %+v has no counters for endpoint %s", all, short(endpoint))
+	e.t.Fatalf("Traffic %+v has no counters for endpoint %s", all, dockerid.Short(endpoint))
 	return EndpointTraffic{}
 }
 

@@ -28,7 +28,7 @@ const Protocol netlink.RouteProtocol = 201
 
 // Metric is the priority of our routes. The kernel's replace matches routes
 // by table, prefix and metric only, not by protocol: a distinct metric keeps
-// Replace from overwriting a route someone else installed for the same
+// ReplaceBatch from overwriting a route someone else installed for the same
 // prefix (connected and static IPv4 routes use 0, IPv6 ones 256 and 1024),
 // and leaves theirs preferred.
 const Metric = 2000
@@ -127,33 +127,15 @@ type RouteError struct {
 func (e *RouteError) Error() string { return fmt.Sprintf("route %s: %v", e.Prefix, e.Err) }
 func (e *RouteError) Unwrap() error { return e.Err }
 
-// Replace makes nexthops the wanted next hops of prefix and installs the
-// route: one ECMP route when there are several. Order does not matter, and
-// nothing is sent when they are unchanged. An empty list removes the route.
-// When the kernel refuses the route (say its gateway is not reachable yet)
-// the error is returned and the route stays wanted, so Sync retries it.
-func (t *Table) Replace(ctx context.Context, prefix netip.Prefix, nexthops []Nexthop) error {
-	refused, err := t.ReplaceBatch(ctx, []Route{{Prefix: prefix, Nexthops: nexthops}})
-	if err != nil {
-		return err
-	}
-	if len(refused) > 0 {
-		return &refused[0]
-	}
-	return nil
-}
-
-// Remove forgets prefix and deletes its route; removing an absent route is
-// not an error.
-func (t *Table) Remove(ctx context.Context, prefix netip.Prefix) error {
-	return t.Replace(ctx, prefix, nil)
-}
-
-// ReplaceBatch is Replace for many routes at once, written to the kernel in
-// few system calls; it is how a burst of learned routes should arrive. Later
-// entries for a prefix win over earlier ones. It returns the routes that did
-// not go in, each with the reason (the kernel's own words when it refused
-// one). As with Replace, a route the kernel refused or whose interface is
+// ReplaceBatch makes each route's next hops the wanted next hops of its
+// prefix and installs the routes, written to the kernel in few system calls;
+// it is how a burst of learned routes should arrive. A route with several
+// next hops is one ECMP route; their order does not matter, and nothing is
+// sent for a route that is unchanged. Empty next hops remove the route
+// (removing an absent one is not an error). Later entries for a prefix win
+// over earlier ones. It returns the routes that did not go in, each with the
+// reason (the kernel's own words when it refused one). A route the kernel
+// refused (say its gateway is not reachable yet) or whose interface is
 // missing stays wanted, so Sync retries it; a malformed one is dropped. The
 // error is ctx's, when it ended before every route was written.
 func (t *Table) ReplaceBatch(ctx context.Context, routes []Route) ([]RouteError, error) {

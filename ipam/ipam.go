@@ -25,13 +25,6 @@ import (
 	"github.com/ipvlan-bgp/ipvlan-bgp/store"
 )
 
-// The address spaces this driver reports to Docker. Pools are keyed by
-// subnet and may not overlap in either, so the two differ only in name.
-const (
-	LocalAddressSpace  = "ipvlan-bgp-local"
-	GlobalAddressSpace = "ipvlan-bgp-global"
-)
-
 // Docker's option keys and labels.
 const (
 	optRequestAddressType = "RequestAddressType"

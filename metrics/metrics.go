@@ -20,6 +20,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/logs"
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/observe"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/unixsock"
 )
 
@@ -37,7 +38,7 @@ type Metrics struct {
 // first (NewCalls) so that the API server counts calls from its first one,
 // before the sources exist. A nil source's metrics are left out (BGP off:
 // no peer metrics).
-func New(sources Sources, calls *Calls, log *logrus.Entry) *Metrics {
+func New(sources observe.Sources, calls *Calls, log *logrus.Entry) *Metrics {
 	log = logs.For(log, "metrics")
 	m := &Metrics{registry: prometheus.NewRegistry(), log: log}
 	m.registry.MustRegister(
