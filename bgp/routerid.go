@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/rtnl"
 	"github.com/vishvananda/netlink"
 )
 
@@ -32,7 +33,7 @@ func DefaultRouterID() (netip.Addr, error) {
 }
 
 func defaultRouteAddress() (netip.Addr, bool) {
-	routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
+	routes, err := rtnl.RetryDump(func() ([]netlink.Route, error) { return netlink.RouteList(nil, netlink.FAMILY_V4) })
 	if err != nil {
 		return netip.Addr{}, false
 	}

@@ -10,8 +10,10 @@
 // Its settings are package config's. One file per concern: speaker.go
 // (lifecycle), start.go (starting GoBGP), adverts.go and wanted.go
 // (announcing), peers.go and unnumbered.go (neighbours), import.go (learned
-// routes into the kernel), status.go, apisocket.go (the CLI's socket) and
-// gobgplog.go (GoBGP's log into logrus).
+// routes into the kernel), status.go, apisocket.go (the CLI's socket),
+// gobgplog.go (GoBGP's log into logrus) and routerid.go (the default router
+// ID: the package's one netlink read; the kernel's routes are package
+// fib's).
 package bgp
 
 import (

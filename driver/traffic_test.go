@@ -6,11 +6,11 @@ import (
 	"testing"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/dockerid"
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/rtnl"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/testnet"
 )
 
@@ -137,7 +137,7 @@ func mustAddr(t *testing.T, cidr string) *netlink.Addr {
 // nsidMessage is an RTM_NEWNSID payload carrying id.
 func nsidMessage(id int32) []byte {
 	msg := []byte{unix.AF_UNSPEC, 0, 0, 0}
-	return append(msg, nl.NewRtAttr(unix.NETNSA_NSID, nl.Uint32Attr(uint32(id))).Serialize()...)
+	return rtnl.AppendUint32Attr(msg, unix.NETNSA_NSID, uint32(id))
 }
 
 func TestParseNetnsIDs(t *testing.T) {
@@ -145,7 +145,7 @@ func TestParseNetnsIDs(t *testing.T) {
 	if err != nil || !slices.Equal(ids, []int32{0, 7}) {
 		t.Fatalf("parseNetnsIDs = %v, %v; want [0 7] (not-assigned and short messages skipped)", ids, err)
 	}
-	// An unpadded last attribute (nl.ParseRouteAttr panics on it) is
+	// An unpadded last attribute (the netlink library's ParseRouteAttr panics on it) is
 	// fine; one longer than its message is not.
 	if ids, err := parseNetnsIDs([][]byte{[]byte("0000\x05\x00000")}); err != nil || len(ids) != 0 {
 		t.Errorf("unpadded last attribute: %v, %v; want no IDs and no error", ids, err)
@@ -160,7 +160,8 @@ func TestParseNetnsIDs(t *testing.T) {
 func FuzzParseNetnsIDs(f *testing.F) {
 	f.Add(nsidMessage(3))
 	f.Add([]byte{0, 0, 0, 0, 8, 0})
-	// An unpadded last attribute: nl.ParseRouteAttr panics on it.
+	// An unpadded last attribute: the netlink library's ParseRouteAttr
+	// panics on it.
 	f.Add([]byte("0000\x05\x00000"))
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		ids, err := parseNetnsIDs([][]byte{msg})

@@ -81,9 +81,7 @@ func (c *Connected) follow(ctx context.Context, changed func([]netip.Prefix)) er
 	done := make(chan struct{})
 	defer close(done)
 	var subErr error
-	err := netlink.AddrSubscribeWithOptions(updates, done, netlink.AddrSubscribeOptions{
-		ErrorCallback: func(err error) { subErr = err },
-	})
+	err := subscribeAddrs(updates, done, func(err error) { subErr = err })
 	if err != nil {
 		return fmt.Errorf("subscribe to address changes: %w", err)
 	}
@@ -112,7 +110,7 @@ func (c *Connected) follow(ctx context.Context, changed func([]netip.Prefix)) er
 // reload replaces the set with the kernel's addresses and returns the
 // subnets that appeared or went away.
 func (c *Connected) reload() ([]netip.Prefix, error) {
-	addrs, err := retryDump(func() ([]netlink.Addr, error) { return netlink.AddrList(nil, netlink.FAMILY_ALL) })
+	addrs, err := listAddrs()
 	if err != nil {
 		return nil, fmt.Errorf("list the host's addresses: %w", err)
 	}

@@ -4,6 +4,8 @@
 // Every route it installs carries its own route protocol number (Protocol),
 // so `ip route show proto 201` lists exactly them, and Sync and Flush delete
 // only those. Routes of any other protocol are never changed.
+//
+// All of its netlink work is in netlink.go.
 package fib
 
 import (
