@@ -6,8 +6,9 @@ import (
 	"net"
 	"net/netip"
 
-	"github.com/ipvlan-bgp/ipvlan-bgp/internal/rtnl"
 	"github.com/vishvananda/netlink"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/rtnl"
 )
 
 // DefaultRouterID picks the router ID when BGP_ROUTER_ID is unset: the first

@@ -6,8 +6,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 	"github.com/sirupsen/logrus"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 )
 
 // What the host announces for its containers is decided in this one file.

@@ -5,9 +5,10 @@ import (
 	"strconv"
 	"sync/atomic"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/badvalue"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/dockerid"
-	"github.com/sirupsen/logrus"
 )
 
 // BudgetFallback is what CreateEndpoint does once the route budget is spent.

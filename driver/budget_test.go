@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	netapi "github.com/docker/go-plugins-helpers/network"
+
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/dockerid"
 )
 

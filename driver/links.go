@@ -8,10 +8,11 @@ import (
 	"net"
 	"strings"
 
-	"github.com/ipvlan-bgp/ipvlan-bgp/internal/rtnl"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/rtnl"
 )
 
 // All netlink work of the driver is in this file: the links it creates and

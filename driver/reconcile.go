@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/ipvlan-bgp/ipvlan-bgp/internal/dockerid"
 	"github.com/sirupsen/logrus"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/dockerid"
 )
 
 // Reconcile squares the kernel and the BGP speaker with the store at

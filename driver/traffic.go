@@ -7,10 +7,11 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/ipvlan-bgp/ipvlan-bgp/internal/dockerid"
-	"github.com/ipvlan-bgp/ipvlan-bgp/internal/rtnl"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/dockerid"
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/rtnl"
 )
 
 // Per-container traffic counters.

@@ -9,9 +9,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ipvlan-bgp/ipvlan-bgp/internal/logs"
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/logs"
 )
 
 // resubscribeAfter is how soon a broken address subscription (the kernel

@@ -7,8 +7,9 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/ipvlan-bgp/ipvlan-bgp/internal/rtnl"
 	"golang.org/x/sys/unix"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/rtnl"
 )
 
 // TestSyncReadsBackWhatItWrote: every kind of route fib writes, in the main

@@ -16,10 +16,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ipvlan-bgp/ipvlan-bgp/internal/logs"
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/logs"
 )
 
 // Protocol marks the kernel routes this plugin installs. 201 is not taken by

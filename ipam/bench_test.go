@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	ipamapi "github.com/docker/go-plugins-helpers/ipam"
+
 	"github.com/ipvlan-bgp/ipvlan-bgp/api"
 )
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	ipamapi "github.com/docker/go-plugins-helpers/ipam"
+
 	"github.com/ipvlan-bgp/ipvlan-bgp/api"
 )
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	ipamapi "github.com/docker/go-plugins-helpers/ipam"
+
 	"github.com/ipvlan-bgp/ipvlan-bgp/api"
 )
 

@@ -4,9 +4,10 @@ import (
 	"context"
 	"time"
 
-	"github.com/ipvlan-bgp/ipvlan-bgp/internal/observe"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/observe"
 )
 
 // scrapeTimeout bounds the slow reads of one scrape (BGP peer list,
