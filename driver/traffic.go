@@ -2,16 +2,16 @@ package driver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/dockerid"
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/rtnl"
 )
 
 // Per-container traffic counters.
@@ -90,7 +90,7 @@ func (d *Driver) Traffic(ctx context.Context) ([]EndpointTraffic, error) {
 		}
 		link, err := d.traffic.find(sock, ids, ep, parents[network.Parent])
 		if err != nil {
-			return out, fmt.Errorf("read counters of endpoint %s: %w", short(ep.ID), err)
+			return out, fmt.Errorf("read counters of endpoint %s: %w", dockerid.Short(ep.ID), err)
 		}
 		if link != nil && link.Attrs().Statistics != nil {
 			out = append(out, countersOf(ep, link.Attrs().Statistics))
@@ -121,9 +121,9 @@ func (d *Driver) inContainer(ep endpointRecord, network networkRecord) (bool, er
 	return link != nil, err
 }
 
-// open opens an rtnetlink socket and lists the namespaces it can look into.
-func (t *traffic) open() (*nl.SocketHandle, []int32, error) {
-	sock, err := routeSocket(t.ns)
+// open opens a route socket and lists the namespaces it can look into.
+func (t *traffic) open() (*rtnl.Conn, []int32, error) {
+	sock, err := rtnl.Open(t.ns)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -144,7 +144,7 @@ func countersOf(ep endpointRecord, s *netlink.LinkStatistics) EndpointTraffic {
 
 // find looks for an endpoint's link where it was last seen, then in every
 // namespace with an ID.
-func (t *traffic) find(sock *nl.SocketHandle, ids []int32, ep endpointRecord, parentIndex int) (netlink.Link, error) {
+func (t *traffic) find(sock *rtnl.Conn, ids []int32, ep endpointRecord, parentIndex int) (netlink.Link, error) {
 	if parentIndex == 0 {
 		return nil, nil
 	}
@@ -167,82 +167,4 @@ func (t *traffic) find(sock *nl.SocketHandle, ids []int32, ep endpointRecord, pa
 		}
 	}
 	return nil, nil
-}
-
-// routeSocket opens an rtnetlink socket in ns.
-func routeSocket(ns netns.NsHandle) (*nl.SocketHandle, error) {
-	sock, err := nl.GetNetlinkSocketAt(ns, netns.None(), unix.NETLINK_ROUTE)
-	if err != nil {
-		return nil, fmt.Errorf("open rtnetlink socket: %w", err)
-	}
-	return &nl.SocketHandle{Socket: sock}, nil
-}
-
-func onSocket(req *nl.NetlinkRequest, sock *nl.SocketHandle) *nl.NetlinkRequest {
-	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: sock}
-	return req
-}
-
-// netnsIDs lists the IDs this namespace has given other namespaces.
-func netnsIDs(sock *nl.SocketHandle) ([]int32, error) {
-	req := onSocket(nl.NewNetlinkRequest(unix.RTM_GETNSID, unix.NLM_F_DUMP), sock)
-	req.AddData(nl.NewRtGenMsg())
-	msgs, err := req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWNSID)
-	if err != nil {
-		return nil, fmt.Errorf("list network namespace IDs: %w", err)
-	}
-	ids, err := parseNetnsIDs(msgs)
-	if err != nil {
-		return nil, fmt.Errorf("list network namespace IDs: %w", err)
-	}
-	return ids, nil
-}
-
-// parseNetnsIDs reads the IDs out of RTM_NEWNSID messages: a struct
-// rtgenmsg padded to 4 bytes, then attributes. It checks every length
-// itself: nl.ParseRouteAttr panics on an attribute longer than its message.
-func parseNetnsIDs(msgs [][]byte) ([]int32, error) {
-	var ids []int32
-	for _, msg := range msgs {
-		if len(msg) < unix.NLMSG_ALIGNTO {
-			continue
-		}
-		for b := msg[unix.NLMSG_ALIGNTO:]; len(b) >= unix.SizeofRtAttr; {
-			size := int(nl.NativeEndian().Uint16(b[0:2]))
-			kind := nl.NativeEndian().Uint16(b[2:4])
-			if size < unix.SizeofRtAttr || size > len(b) {
-				return nil, fmt.Errorf("malformed netlink attribute of length %d in %d bytes", size, len(b))
-			}
-			if kind == unix.NETNSA_NSID && size >= unix.SizeofRtAttr+4 {
-				if id := int32(nl.NativeEndian().Uint32(b[unix.SizeofRtAttr:])); id >= 0 {
-					ids = append(ids, id)
-				}
-			}
-			aligned := (size + unix.RTA_ALIGNTO - 1) &^ (unix.RTA_ALIGNTO - 1)
-			b = b[min(aligned, len(b)):]
-		}
-	}
-	return ids, nil
-}
-
-// linkInNetns returns the link with index in the namespace with ID nsid, or
-// nil when there is none.
-func linkInNetns(sock *nl.SocketHandle, nsid int32, index int) (netlink.Link, error) {
-	req := onSocket(nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_ACK), sock)
-	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
-	msg.Index = int32(index)
-	req.AddData(msg)
-	req.AddData(nl.NewRtAttr(unix.IFLA_TARGET_NETNSID, nl.Uint32Attr(uint32(nsid))))
-	msgs, err := req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWLINK)
-	switch {
-	// ENODEV: no such link there; EINVAL: the namespace went away since
-	// the ID was listed.
-	case errors.Is(err, unix.ENODEV), errors.Is(err, unix.EINVAL):
-		return nil, nil
-	case err != nil:
-		return nil, fmt.Errorf("get link %d in namespace ID %d: %w", index, nsid, err)
-	case len(msgs) == 0:
-		return nil, nil
-	}
-	return netlink.LinkDeserialize(nil, msgs[0])
 }

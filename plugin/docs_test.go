@@ -131,8 +131,8 @@ func mapHasValue(m map[string]string, v string) bool {
 }
 
 // errorWrappers are the error types' formats around a reason, as regular
-// expressions capturing the reason: driver.OptionError, the plugin's
-// settingError, bgpconfig.ConfigError and ipam.Error.
+// expressions capturing the reason: badvalue.Error of the driver's options,
+// of the plugin's settings and of the BGP settings, and ipam.Error.
 var errorWrappers = []*regexp.Regexp{
 	regexp.MustCompile(`^ipvlan-bgp: option [^=]+="(?:[^"\\]|\\.)*": (.+)$`),
 	regexp.MustCompile(`^setting [A-Z0-9_]+="(?:[^"\\]|\\.)*": (.+)$`),
