@@ -258,17 +258,24 @@ func (d *Driver) reannounce() {
 	for _, rec := range d.state.allNetworks() {
 		d.announceNetwork(rec)
 	}
+	var joined []endpointRecord
 	for _, ep := range d.state.allEndpoints() {
-		if !ep.Joined {
-			continue
+		if ep.Joined {
+			joined = append(joined, ep)
 		}
+	}
+	inContainer, err := d.inContainers(joined)
+	if err != nil {
+		d.log.WithError(err).Warn("cannot tell which endpoints' links are in a container; announcing every joined endpoint")
+	}
+	for _, ep := range joined {
 		log := d.log.WithFields(logrus.Fields{"endpoint": ep.ID, "network": ep.NetworkID, "link": childName(ep.ID)})
 		network, ok := d.state.network(ep.NetworkID)
 		if !ok {
 			log.Warn("endpoint of an unknown network: not announcing it")
 			continue
 		}
-		if !d.linkExists(ep, network, log) {
+		if err == nil && !inContainer[ep.ID] && !d.inHost(ep, log) {
 			log.Warn("endpoint's link is in no container (a reboot, or its container died while the plugin was down): not announcing it until Docker joins it again")
 			continue
 		}
@@ -276,19 +283,16 @@ func (d *Driver) reannounce() {
 	}
 }
 
-// linkExists reports whether a joined endpoint's link is anywhere: in the
-// host (Docker is about to move it) or in a container. When that cannot
-// be told, it counts as there: announcing is what a restart did before.
-func (d *Driver) linkExists(ep endpointRecord, network networkRecord, log *logrus.Entry) bool {
-	if inHost, err := d.links.inHost(childName(ep.ID)); err != nil || inHost {
-		return true
-	}
-	found, err := d.inContainer(ep, network)
+// inHost reports whether a joined endpoint's link is still in the host
+// (Docker is about to move it). When that cannot be told, it counts as
+// there: announcing is what a restart did before.
+func (d *Driver) inHost(ep endpointRecord, log *logrus.Entry) bool {
+	inHost, err := d.links.inHost(childName(ep.ID))
 	if err != nil {
-		log.WithError(err).Warn("cannot tell whether the endpoint's link is in a container; announcing it")
+		log.WithError(err).Warn("cannot tell whether the endpoint's link is in the host; announcing it")
 		return true
 	}
-	return found
+	return inHost
 }
 
 // carrierOf is the owner whose announcement carries traffic to ep: the

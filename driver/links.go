@@ -353,6 +353,43 @@ func linkInNetns(sock *rtnl.Conn, nsid int32, index int) (netlink.Link, error) {
 	return netlink.LinkDeserialize(nil, answers[0])
 }
 
+// linksInNetns lists the links of the namespace with ID nsid, one dump:
+// each link's index and its parent's index (0 for none), as the namespace
+// of the socket numbers it.
+func linksInNetns(sock *rtnl.Conn, nsid int32) (map[int]int, error) {
+	req := rtnl.AppendHeader(nil, unix.RTM_GETLINK, unix.NLM_F_DUMP, sock.Seq(1))
+	req = appendIfInfo(req, 0)
+	req = rtnl.AppendUint32Attr(req, unix.IFLA_TARGET_NETNSID, uint32(nsid))
+	rtnl.Finish(req, 0)
+	parents, err := rtnl.RetryDump(func() (map[int]int, error) {
+		parents := map[int]int{}
+		var bad error
+		err := sock.Dump(req, func(typ uint16, body []byte) {
+			if typ != unix.RTM_NEWLINK || bad != nil {
+				return
+			}
+			link, err := netlink.LinkDeserialize(nil, body)
+			if err != nil {
+				bad = err
+				return
+			}
+			parents[link.Attrs().Index] = link.Attrs().ParentIndex
+		})
+		if err == nil {
+			err = bad
+		}
+		return parents, err
+	})
+	// EINVAL: the namespace went away since the ID was listed.
+	if errors.Is(err, unix.EINVAL) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list links in namespace ID %d: %w", nsid, err)
+	}
+	return parents, nil
+}
+
 // appendIfInfo appends a struct ifinfomsg naming the link with index.
 func appendIfInfo(b []byte, index int) []byte {
 	b = append(b, unix.AF_UNSPEC, 0, 0, 0) // family, padding, type

@@ -100,25 +100,59 @@ func (d *Driver) Traffic(ctx context.Context) ([]EndpointTraffic, error) {
 	return out, nil
 }
 
-// inContainer reports whether a joined endpoint's link is in some
+// inContainers reports which joined endpoints' links are in some
 // container: after a reboot, or for a container that died while the plugin
-// was down, it is nowhere. An endpoint without a recorded index cannot be
-// looked for; it counts as there.
-func (d *Driver) inContainer(ep endpointRecord, network networkRecord) (bool, error) {
-	if ep.Ifindex == 0 {
-		return true, nil
-	}
-	parent, err := d.links.lookup(network.Parent)
-	if err != nil || parent == nil {
-		return false, err
-	}
+// was down, a link is nowhere. An endpoint without a recorded index cannot
+// be looked for; it counts as there. One dump of each namespace with an ID
+// answers for all: asking every namespace for every link (find, before
+// anything is remembered) would be a million requests for 1,000
+// containers. It remembers where each link
+// was found, for the traffic reads that follow.
+func (d *Driver) inContainers(eps []endpointRecord) (map[string]bool, error) {
 	sock, ids, err := d.traffic.open()
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	defer sock.Close()
-	link, err := d.traffic.find(sock, ids, ep, parent.Attrs().Index)
-	return link != nil, err
+	type placed struct{ index, parentIndex int }
+	nsidOf := map[placed]int32{}
+	for _, id := range ids {
+		links, err := linksInNetns(sock, id)
+		if err != nil {
+			return nil, err
+		}
+		for index, parentIndex := range links {
+			nsidOf[placed{index, parentIndex}] = id
+		}
+	}
+	parents := map[string]int{}
+	found := map[string]bool{}
+	for _, ep := range eps {
+		network, ok := d.state.network(ep.NetworkID)
+		if !ok {
+			continue
+		}
+		if ep.Ifindex == 0 {
+			found[ep.ID] = true // cannot be looked for: counts as there
+			continue
+		}
+		if _, seen := parents[network.Parent]; !seen {
+			parent, err := d.links.lookup(network.Parent)
+			if err != nil {
+				return nil, err
+			}
+			if parent != nil {
+				parents[network.Parent] = parent.Attrs().Index
+			}
+		}
+		if id, ok := nsidOf[placed{ep.Ifindex, parents[network.Parent]}]; ok && parents[network.Parent] != 0 {
+			found[ep.ID] = true
+			d.traffic.mu.Lock()
+			d.traffic.where[ep.ID] = id
+			d.traffic.mu.Unlock()
+		}
+	}
+	return found, nil
 }
 
 // open opens a route socket and lists the namespaces it can look into.
