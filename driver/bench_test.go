@@ -79,3 +79,18 @@ func BenchmarkConcurrentEndpoints(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRestartWithContainers is the driver's start-up with containers
+// running: 250 joined endpoints, each link (a macvlan stand-in, as in the
+// tests) in a namespace of its own, timed from start until every one is
+// announced again. Finding each link among the namespaces is the cost that
+// grows with the host.
+func BenchmarkRestartWithContainers(b *testing.B) {
+	e, announced := withContainers(b, 250)
+	for b.Loop() {
+		e.start()
+		announced()
+		e.stop()
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/restart")
+}

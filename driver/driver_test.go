@@ -405,6 +405,49 @@ func TestRebootAnnouncesOnlyLiveLinks(t *testing.T) {
 	}
 }
 
+// TestRestartFindsEveryContainer: a restart with more containers than the
+// kernel's dump of namespace IDs lists (134 on Linux 6.18) announces every
+// one of them again.
+func TestRestartFindsEveryContainer(t *testing.T) {
+	e, announced := withContainers(t, 150)
+	e.start()
+	announced()
+}
+
+// withContainers makes n joined endpoints whose links Docker moved into a
+// container each (a namespace of its own) while the driver ran, and stops
+// the driver. announced waits until every one is announced.
+func withContainers(t testing.TB, n int) (e *testEnv, announced func()) {
+	e = newTestEnv(t)
+	nw := networkID(1)
+	mustCreateNetwork(t, e, networkReq(nw, []*netapi.IPAMData{ipam("10.1.0.0/16", "")}, "parent", "eth0"))
+	addr := func(i int) string { return netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}).String() }
+	for i := range n {
+		mustCreateEndpoint(t, e, endpointReq(nw, endpointID(i+1), addr(i+1)+"/16", ""))
+	}
+	e.stop()
+	for i := range n {
+		ep := endpointID(i + 1)
+		stand := &netlink.Macvlan{LinkAttrs: netlink.LinkAttrs{Name: childName(ep), ParentIndex: e.link("eth0").Attrs().Index}, Mode: netlink.MACVLAN_MODE_BRIDGE}
+		if err := e.h.LinkAdd(stand); err != nil {
+			t.Fatalf("stand-in link: %v", err)
+		}
+		e.storeJoined(ep, e.link(childName(ep)).Attrs().Index)
+	}
+	e.start()
+	for i := range n {
+		if err := e.h.LinkSetNsFd(e.link(childName(endpointID(i+1))), int(newNetns(t))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.stop()
+	return e, func() {
+		for i := range n {
+			e.ann.waitFor(t, endpointID(i+1), addr(i+1)+"/32")
+		}
+	}
+}
+
 // TestAnnouncedOnceInContainer: a joined endpoint is announced only once
 // its link has left the host namespace, with the network's and the
 // container's communities, and a Leave before that keeps it unannounced.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strings"
 
 	"github.com/vishvananda/netlink"
@@ -284,7 +285,16 @@ func (l *links) ownedParents() ([]string, error) {
 	})
 }
 
-// netnsIDs lists the IDs this namespace has given other namespaces.
+// idProbeGap is how many unused IDs in a row end the search past the
+// kernel's list; see netnsIDs.
+const idProbeGap = 256
+
+// netnsIDs lists the IDs this namespace has given other namespaces. The
+// kernel's dump of them ends after one message buffer (134 IDs on Linux
+// 6.18, with 250 containers), so the IDs past the last one it lists are
+// asked for one by one until idProbeGap in a row are unused: the kernel
+// hands IDs out lowest first, so past the list they are dense but for
+// namespaces gone since.
 func netnsIDs(sock *rtnl.Conn) ([]int32, error) {
 	req := rtnl.AppendHeader(nil, unix.RTM_GETNSID, unix.NLM_F_DUMP, sock.Seq(1))
 	req = append(req, unix.AF_UNSPEC, 0, 0, 0) // rtgenmsg, padded
@@ -305,7 +315,38 @@ func netnsIDs(sock *rtnl.Conn) ([]int32, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list network namespace IDs: %w", err)
 	}
+	next := int32(0)
+	if len(ids) > 0 {
+		next = slices.Max(ids) + 1
+	}
+	for unused := 0; unused < idProbeGap; next++ {
+		used, err := netnsIDUsed(sock, next)
+		if err != nil {
+			return nil, fmt.Errorf("list network namespace IDs: %w", err)
+		}
+		if used {
+			ids, unused = append(ids, next), 0
+		} else {
+			unused++
+		}
+	}
 	return ids, nil
+}
+
+// netnsIDUsed asks whether id names a namespace.
+func netnsIDUsed(sock *rtnl.Conn, id int32) (bool, error) {
+	req := rtnl.AppendHeader(nil, unix.RTM_GETNSID, unix.NLM_F_ACK, sock.Seq(1))
+	req = append(req, unix.AF_UNSPEC, 0, 0, 0) // rtgenmsg, padded
+	req = rtnl.AppendUint32Attr(req, unix.NETNSA_NSID, uint32(id))
+	rtnl.Finish(req, 0)
+	_, err := sock.Exchange(req, unix.RTM_NEWNSID)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, unix.ENOENT), errors.Is(err, unix.EINVAL):
+		return false, nil
+	}
+	return false, fmt.Errorf("ask for namespace ID %d: %w", id, err)
 }
 
 // parseNetnsIDs reads the IDs out of RTM_NEWNSID messages: a struct
