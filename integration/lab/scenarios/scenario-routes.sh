@@ -34,6 +34,9 @@ for box in leaf1 spine1 spine2 leaf2; do
 done
 pass "a: leaf1, both spines and leaf2 hold $a1/32 and $a1v6/128 in RIB and kernel with the expected next hops"
 
+# a2's own /32 may still be on its way to host1's side (only a1's was
+# followed above): the first answer is waited for, then three in a row.
+wait_for "dk host2 exec a2 ping -c 1 -W 2 $a1" 60 || fail "a: a2 (host2) never reached a1 (host1) at $a1"
 dk host2 exec a2 ping -c 3 -W 2 "$a1" >/dev/null || fail "a: a2 (host2) cannot ping a1 (host1) at $a1"
 dk host1 exec a1 ping -c 3 -W 2 "$a2" >/dev/null || fail "a: a1 (host1) cannot ping a2 (host2) at $a2"
 a2v6=$(container_ip host2 a2 6)
