@@ -81,7 +81,7 @@ payload: plugin
 
 # The kernel-dependent unit tests, inside the VM (newest suite by default).
 vm-unit: deps payload
-	$(call lab,$(NEWEST_SUITE)) --timeout 600 $(PAYLOAD) /payload/scenarios/unit.sh
+	$(call lab,$(NEWEST_SUITE)) --timeout 1500 $(PAYLOAD) /payload/scenarios/unit.sh
 
 # Every lab scenario, inside the VM (newest suite by default).
 integration: deps payload

@@ -6,12 +6,14 @@ import (
 	"net"
 	"net/netip"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
 
 	netapi "github.com/docker/go-plugins-helpers/network"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 
 	"github.com/ipvlan-bgp/ipvlan-bgp/api"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/dockerid"
@@ -436,7 +438,7 @@ func withContainers(t testing.TB, n int) (e *testEnv, announced func()) {
 	}
 	e.start()
 	for i := range n {
-		if err := e.h.LinkSetNsFd(e.link(childName(endpointID(i+1))), int(newNetns(t))); err != nil {
+		if err := e.h.LinkSetNsFd(e.link(childName(endpointID(i+1))), int(bareNetns(t))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -445,6 +447,43 @@ func withContainers(t testing.TB, n int) (e *testEnv, announced func()) {
 		for i := range n {
 			e.ann.waitFor(t, endpointID(i+1), addr(i+1)+"/32")
 		}
+	}
+}
+
+// bareNetns makes a namespace held only by the returned handle, closed
+// when the test ends: no name and no mount, cheap enough for hundreds of
+// containers.
+func bareNetns(t testing.TB) netns.NsHandle {
+	t.Helper()
+	made := make(chan netns.NsHandle, 1)
+	fail := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		home, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			fail <- err
+			return
+		}
+		defer home.Close()
+		ns, err := netns.New() // enters it
+		if err != nil {
+			runtime.UnlockOSThread()
+			fail <- err
+			return
+		}
+		if netns.Set(home) == nil {
+			runtime.UnlockOSThread() // else the thread ends with the goroutine
+		}
+		made <- ns
+	}()
+	select {
+	case ns := <-made:
+		t.Cleanup(func() { ns.Close() })
+		return ns
+	case err := <-fail:
+		t.Fatalf("new network namespace: %v", err)
+		return 0
 	}
 }
 
