@@ -687,7 +687,7 @@ func logKeys(t *testing.T) map[string]bool {
 
 // gobgpFields are the keys GoBGP's own log lines carry (its Peer Up, Peer
 // Down and configuration lines).
-var gobgpFields = []string{"Topic", "Key", "State", "Reason", "Error", "Data", "AdminState", "Family", "Asn", "OldState", "NewState"}
+var gobgpFields = []string{"Topic", "Key", "State", "Reason", "Err", "Error", "Data", "AdminState", "Family", "Asn", "OldState", "NewState"}
 
 var (
 	fieldMention = regexp.MustCompile("\\bfields? \\(?((?:`[^`]+`(?: = [a-z ]+)?(?:, and |, | and |, or | or )?)+)")
