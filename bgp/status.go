@@ -19,6 +19,7 @@ type Status struct {
 	Adverts   map[string][]route.Advert // per owner, as Set gave them
 	Announced int                       // prefixes in GoBGP's RIB
 	LastError string                    // last config or BGP error, "" if none
+	Warnings  []string                  // what may break the fabric, and what to set (warnings.go)
 }
 
 // PeerStatus is one BGP session.
@@ -56,6 +57,7 @@ func (s *Speaker) Status(ctx context.Context) (Status, error) {
 		st.LastError = s.lastErr.Error()
 	}
 	s.mu.Unlock()
+	st.Warnings = s.warnings.list()
 	st.Announced = int(s.announcedCount.Load())
 	if !st.Running {
 		return st, nil
