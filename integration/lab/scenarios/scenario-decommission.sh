@@ -29,10 +29,18 @@ wait_for "router_has leaf1 $x3/32 via && router_has leaf2 $x3/32 via && router_h
 ip -n host3 -d link show eth0.100 | grep -q 'alias ipvlan-bgp' || fail "decommission: no plugin-owned eth0.100 on host3"
 ip -n host3 -o link show type dummy | grep -q ': ipbd-' || fail "decommission: no plugin-owned dummy parent on host3"
 [ "$(decom_learned)" -gt 0 ] || fail "decommission: host3 learned no routes to start from"
+# x-vlan's --subnet has no block in host3's IPAM_LOCAL_RANGES: a warning
+# saying to set it (docs/operations.md, "Warnings"); the internal network
+# announces nothing and gets none.
+status_json host3 | jq -e '[.warnings // [] | .[] | select(test("pool 10\\.250\\.3\\.0/24 has no local range.*set IPAM_LOCAL_RANGES"))] | length == 1' >/dev/null ||
+	fail "decommission: host3's status does not warn that x-vlan's pool has no local range: $(status_json host3 | jq -c '.warnings')"
+if status_json host3 | jq -e '.warnings // [] | any(test("10\\.251\\.3\\.0/24"))' >/dev/null; then
+	fail "decommission: host3 warns about the internal network's pool: $(status_json host3 | jq -c '.warnings')"
+fi
 ID=$(dk host3 plugin inspect -f '{{.Id}}' "$PLUGIN")
 P=/var/lib/lab/host3/plugins/$ID
 [ -f "$P/propagated-mount/ipvlan-bgp.db" ] || fail "decommission: no state file in $P/propagated-mount"
-pass "decommission: host3 runs $x3 (on the leaves), a VLAN network on eth0.100 and an internal one on $(ip -n host3 -o link show type dummy | grep -o 'ipbd-[0-9a-f]*'), with $(decom_learned) learned routes"
+pass "decommission: host3 runs $x3 (on the leaves), a VLAN network on eth0.100 (its pool without a local range: warned in status) and an internal one on $(ip -n host3 -o link show type dummy | grep -o 'ipbd-[0-9a-f]*'), with $(decom_learned) learned routes"
 
 # 1. Drain: every container on the plugin's networks, while BGP is up.
 start=$(now_ms)

@@ -20,7 +20,7 @@ wait_for "router_has leaf1 0.0.0.0/0 via && router_has leaf2 0.0.0.0/0 via" 60 |
 dk host1 plugin disable -f "$PLUGIN" >/dev/null
 dk host1 plugin set "$PLUGIN" BGP_IMPORT_DEFAULT=true
 dk host1 plugin enable "$PLUGIN" >/dev/null
-wait_for "ip -n host1 route show default proto 201 | grep -q 'via inet6 fe80::.* dev eth0'" 90 ||
+wait_for "ip -n host1 route show default proto 201 | grep -q 'via inet6 .* dev eth0'" 90 ||
 	fail "egress: host1 did not install the default route over its unnumbered session: $(ip -n host1 route show default)"
 pass "egress: host1 installed the fabric's default route: $(ip -n host1 route show default proto 201 | head -1)"
 
