@@ -87,7 +87,7 @@ vm-unit: deps payload
 # Every lab scenario, inside the VM (newest suite by default).
 integration: deps payload
 	@if [ -n "$(SCENARIOS)" ]; then echo "$(SCENARIOS)" >$(PAYLOAD)/scenarios/selected; fi
-	$(call lab,$(NEWEST_SUITE)) --timeout 3000 $(PAYLOAD) /payload/scenarios/all.sh
+	$(call lab,$(NEWEST_SUITE)) --timeout 5000 $(PAYLOAD) /payload/scenarios/all.sh
 
 # The main job: the seed's fabric, real Docker, containers reachable across hosts
 # (on trixie by default).

@@ -16,6 +16,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/failpoint"
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/logs"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/unixsock"
 )
 
@@ -23,7 +24,9 @@ const (
 	contentType = "application/vnd.docker.plugins.v1.1+json"
 
 	// LocalAddressSpace and GlobalAddressSpace are the address spaces the
-	// IPAM driver reports; pools are keyed by subnet, so one of each is enough.
+	// IPAM driver reports to Docker, and the only ones it takes back. Pools
+	// are keyed by subnet and may not overlap in either, so the two differ
+	// only in name.
 	LocalAddressSpace  = "ipvlan-bgp-local"
 	GlobalAddressSpace = "ipvlan-bgp-global"
 
@@ -51,7 +54,7 @@ type Server struct {
 // capabilities wait until Ready hands over the drivers, so the socket listens
 // before the slow parts of start-up (state reload, reconciliation) finish.
 func NewServer(log *logrus.Entry) *Server {
-	s := &Server{log: log, mux: http.NewServeMux(), ready: make(chan struct{})}
+	s := &Server{log: logs.For(log, "api"), mux: http.NewServeMux(), ready: make(chan struct{})}
 	s.routeProtocol()
 	s.routeNetwork()
 	s.routeIPAM()

@@ -93,7 +93,7 @@ func TestAPISocketFailureKeepsBGP(t *testing.T) {
 	}
 	s.Set("ep", []route.Advert{advert("10.10.0.1/32")})
 	st, serr := s.Status(context.Background())
-	if serr != nil || !st.Running || !strings.Contains(st.LastError, "BGP_API_SOCKET") || !strings.Contains(st.LastError, "is not a socket") || len(st.Adverts["ep"]) != 1 {
+	if serr != nil || !st.Running || !strings.Contains(st.LastError, "BGP_API_SOCKET") || !strings.Contains(st.LastError, "is not a socket") || len(s.advertsOf("ep")) != 1 {
 		t.Fatalf("Status = %+v, %v; want running, the API error kept, the advert recorded", st, serr)
 	}
 	if err := s.Stop(context.Background(), true); err != nil {

@@ -24,8 +24,9 @@ import (
 // listeners, opened and checked here (the caller's uid on loopback TCP),
 // relay connections to it.
 type apiServer struct {
-	dir       string // private directory holding GoBGP's own socket
-	socket    string // the public unix socket, removed on close
+	dir string // private directory holding GoBGP's own socket
+	// listeners are the public ones; closing the unix socket's removes
+	// its file unless another run has put its own in its place.
 	listeners []net.Listener
 	log       *logrus.Entry
 }
@@ -46,7 +47,6 @@ func newAPIServer(cfg config.Config, log *logrus.Entry) (*apiServer, error) {
 			_ = a.close()
 			return nil, fmt.Errorf("%s: %w", config.EnvAPISocket, err)
 		}
-		a.socket = cfg.APISocket
 		a.listeners = append(a.listeners, l)
 	}
 	if cfg.APITCP != "" {
@@ -124,13 +124,10 @@ func (a *apiServer) relay(client net.Conn) {
 
 // close stops listening and removes the sockets and the private directory.
 func (a *apiServer) close() error {
-	for _, l := range a.listeners {
-		_ = l.Close()
-	}
 	var errs []error
-	if a.socket != "" {
-		if err := os.Remove(a.socket); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, fmt.Errorf("remove API socket: %w", err))
+	for _, l := range a.listeners {
+		if err := l.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, fmt.Errorf("close API listener: %w", err))
 		}
 	}
 	if err := os.RemoveAll(a.dir); err != nil {

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -196,4 +197,12 @@ func ribHas(t *testing.T, s *Speaker, prefix string) bool {
 		t.Fatalf("ListPath: %v", err)
 	}
 	return found
+}
+
+// advertsOf is what owner's Set left wanted, after the speaker dropped what
+// it cannot carry.
+func (s *Speaker) advertsOf(owner string) []route.Advert {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.wanted.owners[owner])
 }

@@ -82,9 +82,8 @@ func TestSetDropsMalformedAdverts(t *testing.T) {
 		{Prefix: netip.MustParsePrefix("10.12.0.3/32"), LargeCommunities: []string{"1:2"}},
 		{},
 	})
-	st, err := s.Status(context.Background())
-	if err != nil || len(st.Adverts["ep"]) != 1 || st.Adverts["ep"][0].Prefix != good.Prefix {
-		t.Fatalf("Status adverts = %+v, %v; want only %s", st.Adverts, err, good.Prefix)
+	if got := s.advertsOf("ep"); len(got) != 1 || got[0].Prefix != good.Prefix {
+		t.Fatalf("adverts of ep = %+v; want only %s", got, good.Prefix)
 	}
 	if !s.Owns(good.Prefix) || s.Owns(netip.MustParsePrefix("10.12.0.2/32")) {
 		t.Errorf("Owns disagrees with the accepted adverts")

@@ -250,16 +250,35 @@ func (im *importer) learn(c pathChange) {
 // recheck applies the import policy again to the learned routes inside
 // the prefixes whose ownership changed: only their answer can differ.
 // Containers come and go far more often than a full table should be
-// walked through the policy and fib, so the rest is left alone.
+// walked, so a host prefix (a container's /32 or /128) costs one lookup;
+// only a wider one (a network's subnet with announce=subnet, a connected
+// subnet: rare) walks the learned routes, once for all of them.
 func (im *importer) recheck(ctx context.Context) {
 	im.ownedMu.Lock()
 	changed := im.ownedPending
 	im.ownedPending = nil
 	im.ownedMu.Unlock()
+	var wide []netip.Prefix
+	rechecked := make(map[netip.Prefix]bool)
 	var routes []fib.Route
-	for prefix, paths := range im.learned {
-		if slices.ContainsFunc(changed, func(c netip.Prefix) bool { return covers(c, prefix) }) {
+	add := func(prefix netip.Prefix, paths []hop) {
+		if !rechecked[prefix] {
+			rechecked[prefix] = true
 			routes = append(routes, im.route(ctx, prefix, paths))
+		}
+	}
+	for _, c := range changed {
+		if !c.IsSingleIP() {
+			wide = append(wide, c)
+		} else if paths, ok := im.learned[c]; ok {
+			add(c, paths)
+		}
+	}
+	if len(wide) > 0 {
+		for prefix, paths := range im.learned {
+			if slices.ContainsFunc(wide, func(c netip.Prefix) bool { return covers(c, prefix) }) {
+				add(prefix, paths)
+			}
 		}
 	}
 	if len(routes) > 0 {

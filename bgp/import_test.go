@@ -315,10 +315,11 @@ func TestImportConnectedChange(t *testing.T) {
 
 // TestImportOwnedChange: when a prefix becomes ours, the learned route to
 // it leaves the kernel without waiting for the next event for it, and
-// comes back when it is ours no more.
+// comes back when it is ours no more: a subnet, a covering subnet, and a
+// container's /32 (looked up, not walked to).
 func TestImportOwnedChange(t *testing.T) {
 	f := newImportFabric(t)
-	f.addFRRLeaf(1, "198.51.100.0/24", "198.51.101.0/24", "198.51.102.0/24")
+	f.addFRRLeaf(1, "198.51.100.0/24", "198.51.101.0/24", "198.51.102.0/24", "198.51.104.7/32")
 	var (
 		mu    sync.Mutex
 		owned = make(map[netip.Prefix]bool)
@@ -335,15 +336,18 @@ func TestImportOwnedChange(t *testing.T) {
 		im.ownedChanged([]netip.Prefix{pfx(prefix)})
 	}
 	via := []string{"via 192.0.2.6 dev leaf1"}
-	all := map[string][]string{"198.51.100.0/24": via, "198.51.101.0/24": via, "198.51.102.0/24": via}
+	all := map[string][]string{"198.51.100.0/24": via, "198.51.101.0/24": via, "198.51.102.0/24": via, "198.51.104.7": via}
 	f.waitKernel("every learned route", all)
 
 	setOwned("198.51.100.0/24", true)
 	setOwned("198.51.102.0/23", true) // covers 198.51.102.0/24
-	f.waitKernel("the routes to prefixes now ours gone", map[string][]string{"198.51.101.0/24": via})
+	f.waitKernel("the routes to subnets now ours gone", map[string][]string{"198.51.101.0/24": via, "198.51.104.7": via})
+	setOwned("198.51.104.7/32", true) // alone: a wide change walks every route
+	f.waitKernel("the route to a container's address now ours gone", map[string][]string{"198.51.101.0/24": via})
 
 	setOwned("198.51.100.0/24", false)
 	setOwned("198.51.102.0/23", false)
+	setOwned("198.51.104.7/32", false)
 	f.waitKernel("the routes back once the prefixes are ours no more", all)
 }
 

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/rtnl"
 )
 
 // DefaultRouterID picks the router ID when BGP_ROUTER_ID is unset: the first
@@ -32,7 +34,7 @@ func DefaultRouterID() (netip.Addr, error) {
 }
 
 func defaultRouteAddress() (netip.Addr, bool) {
-	routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
+	routes, err := rtnl.RetryDump(func() ([]netlink.Route, error) { return netlink.RouteList(nil, netlink.FAMILY_V4) })
 	if err != nil {
 		return netip.Addr{}, false
 	}

@@ -10,8 +10,10 @@
 // Its settings are package config's. One file per concern: speaker.go
 // (lifecycle), start.go (starting GoBGP), adverts.go and wanted.go
 // (announcing), peers.go and unnumbered.go (neighbours), import.go (learned
-// routes into the kernel), status.go, apisocket.go (the CLI's socket) and
-// gobgplog.go (GoBGP's log into logrus).
+// routes into the kernel), status.go, apisocket.go (the CLI's socket),
+// gobgplog.go (GoBGP's log into logrus) and routerid.go (the default router
+// ID: the package's one netlink read; the kernel's routes are package
+// fib's).
 package bgp
 
 import (
@@ -28,6 +30,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/ipvlan-bgp/ipvlan-bgp/bgp/config"
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/logs"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 )
 
@@ -92,10 +95,7 @@ type Connected interface {
 // NewSpeaker makes a speaker from a validated config. Nothing runs until
 // Start; Set may be called before (graceful restart re-adds routes first).
 func NewSpeaker(cfg config.Config, opts Options) *Speaker {
-	log := opts.Log
-	if log == nil {
-		log = logrus.NewEntry(logrus.StandardLogger())
-	}
+	log := logs.For(opts.Log, "bgp")
 	return &Speaker{
 		cfg:         cfg,
 		exportRules: cfg.ExportRules(),

@@ -2,12 +2,9 @@ package bgp
 
 import (
 	"context"
-	"maps"
 	"time"
 
 	api "github.com/osrg/gobgp/v4/api"
-
-	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 )
 
 // Status is the speaker's state for the status subcommand and metrics.
@@ -16,10 +13,9 @@ type Status struct {
 	ASN       uint32
 	RouterID  string
 	Peers     []PeerStatus
-	Adverts   map[string][]route.Advert // per owner, as Set gave them
-	Announced int                       // prefixes in GoBGP's RIB
-	LastError string                    // last config or BGP error, "" if none
-	Warnings  []string                  // what may break the fabric, and what to set (warnings.go)
+	Announced int      // prefixes in GoBGP's RIB
+	LastError string   // last config or BGP error, "" if none
+	Warnings  []string // what may break the fabric, and what to set (warnings.go)
 }
 
 // PeerStatus is one BGP session.
@@ -27,7 +23,7 @@ type PeerStatus struct {
 	Address    string // the peer's address (link-local%iface when unnumbered)
 	Interface  string // set for unnumbered neighbours
 	RemoteAS   uint32
-	State      string // idle, connect, active, opensent, openconfirm, established
+	State      string // one of SessionStates, or "unknown"
 	Uptime     time.Duration
 	Received   uint64 // prefixes received, all families
 	Accepted   uint64
@@ -36,6 +32,20 @@ type PeerStatus struct {
 	// BFD is off for it.
 	BFD string
 }
+
+// The states of a BGP session (RFC 4271 8.2.2), as Status names them.
+const (
+	SessionIdle        = "idle"
+	SessionConnect     = "connect"
+	SessionActive      = "active"
+	SessionOpenSent    = "opensent"
+	SessionOpenConfirm = "openconfirm"
+	SessionEstablished = "established"
+)
+
+// SessionStates are every state PeerStatus.State takes, in the order a
+// session goes through them.
+var SessionStates = []string{SessionIdle, SessionConnect, SessionActive, SessionOpenSent, SessionOpenConfirm, SessionEstablished}
 
 // The states of a session's BFD (RFC 5880 6.2), as Status names them.
 const (
@@ -48,11 +58,11 @@ const (
 // BFDStates are every state PeerStatus.BFD takes when BFD is on.
 var BFDStates = []string{BFDAdminDown, BFDDown, BFDInit, BFDUp}
 
-// Status reports sessions, adverts and the last error. It works before
+// Status reports sessions, the prefixes announced and the last error. It works before
 // Start too (no peers then).
 func (s *Speaker) Status(ctx context.Context) (Status, error) {
 	s.mu.Lock()
-	st := Status{Running: s.running, ASN: s.cfg.ASN, Adverts: maps.Clone(s.wanted.owners)}
+	st := Status{Running: s.running, ASN: s.cfg.ASN}
 	if s.lastErr != nil {
 		st.LastError = s.lastErr.Error()
 	}
@@ -80,7 +90,7 @@ func peerStatus(p *api.Peer) PeerStatus {
 		RemoteAS:  p.GetState().GetPeerAsn(),
 		State:     sessionStateName(p.GetState().GetSessionState()),
 	}
-	if up := p.GetTimers().GetState().GetUptime(); up != nil && ps.State == "established" {
+	if up := p.GetTimers().GetState().GetUptime(); up != nil && ps.State == SessionEstablished {
 		ps.Uptime = time.Since(up.AsTime()).Truncate(time.Second)
 	}
 	for _, af := range p.GetAfiSafis() {
@@ -95,12 +105,12 @@ func peerStatus(p *api.Peer) PeerStatus {
 }
 
 var sessionStates = map[api.PeerState_SessionState]string{
-	api.PeerState_SESSION_STATE_IDLE:        "idle",
-	api.PeerState_SESSION_STATE_CONNECT:     "connect",
-	api.PeerState_SESSION_STATE_ACTIVE:      "active",
-	api.PeerState_SESSION_STATE_OPENSENT:    "opensent",
-	api.PeerState_SESSION_STATE_OPENCONFIRM: "openconfirm",
-	api.PeerState_SESSION_STATE_ESTABLISHED: "established",
+	api.PeerState_SESSION_STATE_IDLE:        SessionIdle,
+	api.PeerState_SESSION_STATE_CONNECT:     SessionConnect,
+	api.PeerState_SESSION_STATE_ACTIVE:      SessionActive,
+	api.PeerState_SESSION_STATE_OPENSENT:    SessionOpenSent,
+	api.PeerState_SESSION_STATE_OPENCONFIRM: SessionOpenConfirm,
+	api.PeerState_SESSION_STATE_ESTABLISHED: SessionEstablished,
 }
 
 func sessionStateName(st api.PeerState_SessionState) string {

@@ -2,9 +2,13 @@ package driver
 
 import (
 	"fmt"
+	"strconv"
 	"sync/atomic"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/badvalue"
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/dockerid"
 )
 
 // BudgetFallback is what CreateEndpoint does once the route budget is spent.
@@ -18,6 +22,21 @@ const (
 	FallbackSubnet BudgetFallback = "subnet"
 )
 
+// ParseBudget reads the route budget settings as the operator wrote them
+// (ROUTE_BUDGET, ROUTE_BUDGET_FALLBACK): the one check of both, for the
+// plugin's settings and for New.
+func ParseBudget(limit, fallback string) (int, BudgetFallback, error) {
+	n, err := strconv.Atoi(limit)
+	if err != nil || n < 0 {
+		return 0, "", &badvalue.Error{Kind: "setting", Name: "ROUTE_BUDGET", Value: limit, Reason: "want a number of routes, 0 for no limit"}
+	}
+	switch f := BudgetFallback(fallback); f {
+	case FallbackRefuse, FallbackSubnet:
+		return n, f, nil
+	}
+	return 0, "", &badvalue.Error{Kind: "setting", Name: "ROUTE_BUDGET_FALLBACK", Value: fallback, Reason: "want refuse or subnet"}
+}
+
 // BudgetError is the refusal `docker run` shows when the route budget is
 // spent.
 type BudgetError struct {
@@ -29,7 +48,7 @@ func (e *BudgetError) Error() string {
 	return fmt.Sprintf("ipvlan-bgp: route budget of %d routes reached (%d announced or reserved on this host); "+
 		"this container needs %d more host route(s) on network %s; raise ROUTE_BUDGET, remove containers, "+
 		"set ROUTE_BUDGET_FALLBACK=subnet or use an announce=subnet network",
-		e.Budget, e.Used, e.Wanted, short(e.Network))
+		e.Budget, e.Used, e.Wanted, dockerid.Short(e.Network))
 }
 
 // budget holds the limit and counts what it turned away.
@@ -75,20 +94,6 @@ func (d *Driver) plannedRoutes() int {
 		}
 	}
 	return routes
-}
-
-// announcesSubnet tells whether a network announces its subnet: by choice
-// (announce=subnet) or because an endpoint fell back to it.
-func (d *Driver) announcesSubnet(n networkRecord) bool {
-	if n.Config.Announce == announceSubnet {
-		return true
-	}
-	for _, ep := range d.state.endpointsOf(n.ID) {
-		if ep.Fallback {
-			return true
-		}
-	}
-	return false
 }
 
 // checkBudget decides whether a new endpoint's host routes fit the budget,

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	netapi "github.com/docker/go-plugins-helpers/network"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/dockerid"
 )
 
 // budgetEnv is a driver with a route budget and one announce=host network
@@ -70,7 +72,7 @@ func TestRouteBudgetFallsBackToSubnet(t *testing.T) {
 	for _, ep := range e.d.Endpoints() {
 		wantFallback := ep.ID != first
 		if ep.Fallback != wantFallback {
-			t.Errorf("endpoint %s fallback %v, want %v", short(ep.ID), ep.Fallback, wantFallback)
+			t.Errorf("endpoint %s fallback %v, want %v", dockerid.Short(ep.ID), ep.Fallback, wantFallback)
 		}
 	}
 	info, err := e.d.EndpointInfo(ctx, &netapi.InfoRequest{NetworkID: network, EndpointID: second})

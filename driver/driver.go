@@ -3,9 +3,9 @@
 // prefixes to announce for them.
 //
 // One file per concern: options.go parses what the user typed, network.go,
-// endpoint.go and joinleave.go answer Docker's calls, links.go does all
-// netlink work, state.go holds the records, reconcile.go squares the store
-// with the kernel at start-up.
+// endpoint.go and joinleave.go answer Docker's calls, announce.go decides
+// what is announced, links.go does all netlink work, state.go holds the
+// records, reconcile.go squares the store with the kernel at start-up.
 //
 // Every call writes the store before memory, and orders its kernel and store
 // steps so that a crash between any two of them leaves something Reconcile
@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"sync"
 
 	netapi "github.com/docker/go-plugins-helpers/network"
@@ -26,6 +27,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/ipvlan-bgp/ipvlan-bgp/api"
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/logs"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 	"github.com/ipvlan-bgp/ipvlan-bgp/store"
 )
@@ -79,8 +81,6 @@ type Driver struct {
 	watchers sync.WaitGroup
 }
 
-var _ api.NetworkDriver = (*Driver)(nil)
-
 // New loads the networks and endpoints from the store. It touches neither
 // the kernel nor the speaker: Reconcile does.
 func New(cfg Config) (*Driver, error) {
@@ -90,25 +90,18 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.Announcer == nil {
 		return nil, errors.New("network driver: no announcer")
 	}
-	if cfg.RouteBudget < 0 {
-		return nil, fmt.Errorf("network driver: route budget %d: want 0 (no cap) or more", cfg.RouteBudget)
-	}
-	switch cfg.BudgetFallback {
-	case "":
+	if cfg.BudgetFallback == "" {
 		cfg.BudgetFallback = FallbackRefuse
-	case FallbackRefuse, FallbackSubnet:
-	default:
-		return nil, fmt.Errorf("network driver: route budget fallback %q: want %s or %s", cfg.BudgetFallback, FallbackRefuse, FallbackSubnet)
 	}
-	log := cfg.Log
-	if log == nil {
-		log = logrus.NewEntry(logrus.StandardLogger())
+	if _, _, err := ParseBudget(strconv.Itoa(cfg.RouteBudget), string(cfg.BudgetFallback)); err != nil {
+		return nil, fmt.Errorf("network driver: route budget: %w", err)
 	}
+	log := logs.For(cfg.Log, "driver")
 	d := &Driver{
 		db:       cfg.Store,
 		ranges:   cfg.Ranges,
 		links:    newLinks(cfg.Netlink),
-		log:      log.WithField("component", "network-driver"),
+		log:      log,
 		state:    newState(),
 		announce: newAnnouncements(cfg.Announcer),
 		budget:   &budget{limit: cfg.RouteBudget, fallback: cfg.BudgetFallback},
@@ -158,4 +151,12 @@ func (d *Driver) GwAllocCheck(_ context.Context, req *api.GwAllocCheckRequest) (
 	}
 	skip := cfg.Mode != modeL2
 	return &api.GwAllocCheckResponse{SkipIPv4: skip, SkipIPv6: skip}, nil
+}
+
+// undo logs the failure of a step that undoes partial work: the call
+// already returns the error that made it undo.
+func (d *Driver) undo(what string, err error, fields logrus.Fields) {
+	if err != nil {
+		d.log.WithFields(fields).WithError(err).Error("could not " + what + " while undoing a failed call")
+	}
 }

@@ -14,8 +14,12 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/ipvlan-bgp/ipvlan-bgp/api"
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/dockerid"
 	"github.com/ipvlan-bgp/ipvlan-bgp/store"
 )
+
+// Docker calls the driver through the api package's interface.
+var _ api.NetworkDriver = (*Driver)(nil)
 
 var ctx = context.Background()
 
@@ -125,7 +129,7 @@ func TestCreateCallsReplay(t *testing.T) {
 	_, err := e.d.CreateEndpoint(ctx, endpointReq(nw, endpointID(2), "10.1.0.5/24", ""))
 	checkOptionError(t, err, "ip", "endpoint 01eeeeeeeeee of network 01cccccccccc already has it")
 	if got := e.storedKeys(bucketEndpoints); !slices.Equal(got, []string{ep}) {
-		t.Errorf("stored endpoints %v, want only %s", got, short(ep))
+		t.Errorf("stored endpoints %v, want only %s", got, dockerid.Short(ep))
 	}
 	for range 2 {
 		if err := e.d.DeleteEndpoint(ctx, &netapi.DeleteEndpointRequest{NetworkID: nw, EndpointID: ep}); err != nil {
@@ -155,7 +159,7 @@ func TestAddressReleasedForgetsEndpoint(t *testing.T) {
 	}
 	e.d.AddressReleased(ctx, netip.MustParseAddr("10.1.0.5"))
 	if got := e.storedKeys(bucketEndpoints); !slices.Equal(got, []string{kept}) {
-		t.Errorf("stored endpoints %v, want only %s", got, short(kept))
+		t.Errorf("stored endpoints %v, want only %s", got, dockerid.Short(kept))
 	}
 	mustCreateEndpoint(t, e, endpointReq(nw, endpointID(3), "10.1.0.5/24", ""))
 }
@@ -173,7 +177,7 @@ func TestPoolReleasedForgetsUncreatedNetwork(t *testing.T) {
 	}
 	e.d.PoolReleased(ctx, netip.MustParsePrefix("10.1.0.0/24"))
 	if got := e.storedKeys(bucketNetworks); !slices.Equal(got, []string{other}) {
-		t.Errorf("stored networks %v, want only %s", got, short(other))
+		t.Errorf("stored networks %v, want only %s", got, dockerid.Short(other))
 	}
 	if got := e.ann.prefixes(nw); len(got) != 0 {
 		t.Errorf("the forgotten network still announces %v", got)
@@ -228,7 +232,7 @@ func TestCreateEndpointRejects(t *testing.T) {
 		endpointReq(host, "e1", "10.1.0.5/24", ""),                  // not a Docker ID
 	} {
 		if _, err := e.d.CreateEndpoint(ctx, req); err == nil {
-			t.Errorf("endpoint %s on network %s accepted", req.EndpointID, short(req.NetworkID))
+			t.Errorf("endpoint %s on network %s accepted", req.EndpointID, dockerid.Short(req.NetworkID))
 		}
 	}
 }
@@ -236,7 +240,7 @@ func TestCreateEndpointRejects(t *testing.T) {
 func mustCreateNetwork(t testing.TB, e *testEnv, req *netapi.CreateNetworkRequest) {
 	t.Helper()
 	if err := e.d.CreateNetwork(ctx, req); err != nil {
-		t.Fatalf("create network %s: %v", short(req.NetworkID), err)
+		t.Fatalf("create network %s: %v", dockerid.Short(req.NetworkID), err)
 	}
 }
 
@@ -244,7 +248,7 @@ func mustCreateEndpoint(t testing.TB, e *testEnv, req *netapi.CreateEndpointRequ
 	t.Helper()
 	resp, err := e.d.CreateEndpoint(ctx, req)
 	if err != nil {
-		t.Fatalf("create endpoint %s: %v", short(req.EndpointID), err)
+		t.Fatalf("create endpoint %s: %v", dockerid.Short(req.EndpointID), err)
 	}
 	if i := resp.Interface; i != nil && (i.Address != "" || i.AddressIPv6 != "" || i.MacAddress != "") {
 		t.Fatalf("CreateEndpoint answered with interface %+v: Docker would roll back", *i)
@@ -356,7 +360,13 @@ func (e *testEnv) storeJoined(ep string, ifindex int) {
 	defer db.Close()
 	err = db.Update(func(tx *store.Tx) error {
 		var rec endpointRecord
-		if _, err := tx.Get(bucketEndpoints, ep, &rec); err != nil {
+		err := tx.ForEach(bucketEndpoints, func(key string, decode func(any) error) error {
+			if key != ep {
+				return nil
+			}
+			return decode(&rec)
+		})
+		if err != nil {
 			return err
 		}
 		rec.Joined, rec.Ifindex = true, ifindex

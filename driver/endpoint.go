@@ -12,6 +12,7 @@ import (
 	netapi "github.com/docker/go-plugins-helpers/network"
 	"github.com/sirupsen/logrus"
 
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/dockerid"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/failpoint"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 	"github.com/ipvlan-bgp/ipvlan-bgp/store"
@@ -33,7 +34,7 @@ func (d *Driver) CreateEndpoint(ctx context.Context, req *netapi.CreateEndpointR
 	if committed != nil {
 		if err := committed(); err != nil {
 			d.unrecordEndpoint(rec)
-			return nil, fmt.Errorf("create endpoint %s: %w", short(rec.ID), err)
+			return nil, fmt.Errorf("create endpoint %s: %w", dockerid.Short(rec.ID), err)
 		}
 		d.log.WithFields(logrus.Fields{"network": rec.NetworkID, "endpoint": rec.ID, "addresses": rec.Addresses, "budget_fallback": rec.Fallback}).Info("endpoint created")
 	}
@@ -53,7 +54,7 @@ func (d *Driver) recordEndpoint(req *netapi.CreateEndpointRequest) (rec endpoint
 	}
 	if stored, exists := d.state.endpoint(rec.ID); exists {
 		if stored.NetworkID != rec.NetworkID || !slices.Equal(stored.Addresses, rec.Addresses) || !reflect.DeepEqual(stored.Config, rec.Config) {
-			return rec, nil, fmt.Errorf("ipvlan-bgp: endpoint %s already exists with other addresses or options", short(rec.ID))
+			return rec, nil, fmt.Errorf("ipvlan-bgp: endpoint %s already exists with other addresses or options", dockerid.Short(rec.ID))
 		}
 		return rec, nil, nil
 	}
@@ -87,7 +88,7 @@ func (d *Driver) unrecordEndpoint(rec endpointRecord) {
 func (d *Driver) checkAddressesFree(rec endpointRecord) error {
 	for _, a := range rec.Addresses {
 		if other, ok := d.state.holderOf(a.Addr()); ok {
-			return optionErr("ip", a.Addr().String(), "endpoint %s of network %s already has it", short(other.ID), short(other.NetworkID))
+			return optionErr("ip", a.Addr().String(), "endpoint %s of network %s already has it", dockerid.Short(other.ID), dockerid.Short(other.NetworkID))
 		}
 	}
 	return nil
@@ -100,7 +101,7 @@ func (d *Driver) newEndpointRecord(req *netapi.CreateEndpointRequest) (endpointR
 	}
 	network, ok := d.state.network(req.NetworkID)
 	if !ok {
-		return endpointRecord{}, fmt.Errorf("ipvlan-bgp: network %s not found", short(req.NetworkID))
+		return endpointRecord{}, fmt.Errorf("ipvlan-bgp: network %s not found", dockerid.Short(req.NetworkID))
 	}
 	iface := req.Interface
 	if iface == nil {
@@ -139,7 +140,7 @@ func (d *Driver) endpointOptions(network networkRecord, opts map[string]any) (en
 	}
 	if network.Config.Announce != announceHost && (len(cfg.Communities) > 0 || len(cfg.LargeCommunities) > 0) {
 		return cfg, optionErr(optCommunities, strings.Join(slices.Concat(cfg.Communities, cfg.LargeCommunities), ","),
-			"network %s announces %s, not each container's address (announce=%s)", short(network.ID), network.Config.Announce, network.Config.Announce)
+			"network %s announces %s, not each container's address (announce=%s)", dockerid.Short(network.ID), network.Config.Announce, network.Config.Announce)
 	}
 	return cfg, cfg.checkSize(network.Config.communityOptions, func(key string) string { value, _ := opts[key].(string); return value })
 }
@@ -186,7 +187,7 @@ func (d *Driver) deleteEndpoint(ctx context.Context, id string) error {
 		// The record is still on disk: keep it in memory too, for the
 		// repeat Docker sends.
 		d.state.putEndpoint(rec)
-		return fmt.Errorf("delete endpoint %s: %w", short(rec.ID), err)
+		return fmt.Errorf("delete endpoint %s: %w", dockerid.Short(rec.ID), err)
 	}
 	d.log.WithFields(logrus.Fields{"network": rec.NetworkID, "endpoint": rec.ID}).Info("endpoint deleted")
 	return nil
@@ -208,7 +209,7 @@ func (d *Driver) dropEndpoint(id string) (rec endpointRecord, committed func() e
 		return rec, nil, nil
 	}
 	if err := d.links.remove(childName(rec.ID)); err != nil {
-		return rec, nil, fmt.Errorf("delete endpoint %s: %w", short(rec.ID), err)
+		return rec, nil, fmt.Errorf("delete endpoint %s: %w", dockerid.Short(rec.ID), err)
 	}
 	failpoint.Hit("NetworkDriver.DeleteEndpoint:withdrawn")
 	d.changes.Lock()
@@ -230,7 +231,7 @@ func (d *Driver) EndpointInfo(ctx context.Context, req *netapi.InfoRequest) (*ne
 	}
 	rec, ok := d.state.endpoint(req.EndpointID)
 	if !ok {
-		return nil, fmt.Errorf("ipvlan-bgp: endpoint %s not found", short(req.EndpointID))
+		return nil, fmt.Errorf("ipvlan-bgp: endpoint %s not found", dockerid.Short(req.EndpointID))
 	}
 	view := d.endpointView(rec)
 	network, _ := d.state.network(rec.NetworkID)

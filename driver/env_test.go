@@ -22,6 +22,7 @@ import (
 
 	"github.com/ipvlan-bgp/ipvlan-bgp/bgp"
 	bgpconfig "github.com/ipvlan-bgp/ipvlan-bgp/bgp/config"
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/dockerid"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/testnet"
 	"github.com/ipvlan-bgp/ipvlan-bgp/store"
@@ -308,7 +309,7 @@ func (r *recorder) waitFor(t testing.TB, owner string, want ...string) {
 	deadline := time.Now().Add(5 * time.Second)
 	for !slices.Equal(r.prefixes(owner), want) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%s announces %v, want %v", short(owner), r.prefixes(owner), want)
+			t.Fatalf("%s announces %v, want %v", dockerid.Short(owner), r.prefixes(owner), want)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/ipvlan-bgp/ipvlan-bgp/api"
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/dockerid"
 )
 
 // These tests need ipvlan, 802.1q or dummy links. They skip where the
@@ -32,7 +33,7 @@ func (e *testEnv) join(network, endpoint string) *api.JoinResponse {
 	e.t.Helper()
 	resp, err := e.d.Join(ctx, &netapi.JoinRequest{NetworkID: network, EndpointID: endpoint, SandboxKey: "/var/run/docker/netns/test"})
 	if err != nil {
-		e.t.Fatalf("join %s: %v", short(endpoint), err)
+		e.t.Fatalf("join %s: %v", dockerid.Short(endpoint), err)
 	}
 	return resp
 }
@@ -85,7 +86,7 @@ func TestLifecycle(t *testing.T) {
 			// Its counters are found in the container by the index Join
 			// recorded.
 			if tr := e.trafficOf(ep); tr.Sandbox != "test" || tr.Network != nw {
-				t.Errorf("traffic of the joined endpoint labelled sandbox %q network %s, want test and %s", tr.Sandbox, short(tr.Network), short(nw))
+				t.Errorf("traffic of the joined endpoint labelled sandbox %q network %s, want test and %s", tr.Sandbox, dockerid.Short(tr.Network), dockerid.Short(nw))
 			}
 
 			e.moveToHost(name) // Docker takes the link back out of a leaving container
@@ -184,7 +185,7 @@ func TestTwoNetworksShareParent(t *testing.T) {
 		t.Errorf("after deleting network 1: links %v", e.linkNames())
 	}
 	if got := e.storedKeys(bucketEndpoints); !slices.Equal(got, []string{ep2}) {
-		t.Errorf("stored endpoints %v, want only %s", got, short(ep2))
+		t.Errorf("stored endpoints %v, want only %s", got, dockerid.Short(ep2))
 	}
 }
 

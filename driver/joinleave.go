@@ -5,13 +5,12 @@ import (
 	"fmt"
 	"net/netip"
 	"path"
-	"slices"
-	"time"
 
 	netapi "github.com/docker/go-plugins-helpers/network"
 	"github.com/sirupsen/logrus"
 
 	"github.com/ipvlan-bgp/ipvlan-bgp/api"
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/dockerid"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/failpoint"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 	"github.com/ipvlan-bgp/ipvlan-bgp/store"
@@ -24,13 +23,6 @@ const (
 	// routeConnected is libnetwork's types.CONNECTED: a route through the
 	// interface with no next hop ("default dev eth0").
 	routeConnected = 1
-	// movePoll is how often a watcher looks whether Docker has moved a
-	// joined endpoint's link out of the host namespace.
-	movePoll = 10 * time.Millisecond
-	// moveWait bounds the watch. Docker moves the link right after Join
-	// answers, and gives up on a call after 30 s; a link still here by then
-	// belongs to a join that failed.
-	moveWait = 30 * time.Second
 )
 
 // Join creates the endpoint's ipvlan link in the host namespace; Docker
@@ -59,17 +51,17 @@ func (d *Driver) Join(ctx context.Context, req *netapi.JoinRequest) (*api.JoinRe
 	}
 	name := childName(ep.ID)
 	if err := d.links.remove(name); err != nil {
-		return nil, fmt.Errorf("join endpoint %s: %w", short(ep.ID), err)
+		return nil, fmt.Errorf("join endpoint %s: %w", dockerid.Short(ep.ID), err)
 	}
 	ifindex, err := d.links.createChild(name, network.Parent, network.Config)
 	if err != nil {
-		return nil, fmt.Errorf("join endpoint %s: %w", short(ep.ID), err)
+		return nil, fmt.Errorf("join endpoint %s: %w", dockerid.Short(ep.ID), err)
 	}
 	failpoint.Hit("NetworkDriver.Join:link-created")
 	ep.Joined, ep.Ifindex, ep.Sandbox = true, ifindex, sandboxName(req.SandboxKey)
 	if err := d.db.Update(func(tx *store.Tx) error { return tx.Put(bucketEndpoints, ep.ID, ep) }); err != nil {
 		d.undo("delete link", d.links.remove(name), logrus.Fields{"endpoint": ep.ID, "link": name})
-		return nil, fmt.Errorf("join endpoint %s: %w", short(ep.ID), err)
+		return nil, fmt.Errorf("join endpoint %s: %w", dockerid.Short(ep.ID), err)
 	}
 	d.state.putEndpoint(ep)
 	// The IPAM driver may have taken this host's block in the pool since
@@ -93,11 +85,11 @@ func sandboxName(key string) string {
 func (d *Driver) joinTarget(req *netapi.JoinRequest) (endpointRecord, networkRecord, error) {
 	ep, ok := d.state.endpoint(req.EndpointID)
 	if !ok {
-		return ep, networkRecord{}, fmt.Errorf("ipvlan-bgp: endpoint %s not found", short(req.EndpointID))
+		return ep, networkRecord{}, fmt.Errorf("ipvlan-bgp: endpoint %s not found", dockerid.Short(req.EndpointID))
 	}
 	network, ok := d.state.network(ep.NetworkID)
 	if !ok {
-		return ep, network, fmt.Errorf("ipvlan-bgp: network %s of endpoint %s not found", short(ep.NetworkID), short(ep.ID))
+		return ep, network, fmt.Errorf("ipvlan-bgp: network %s of endpoint %s not found", dockerid.Short(ep.NetworkID), dockerid.Short(ep.ID))
 	}
 	// Join's options are the sandbox's, full of Docker's own keys: only
 	// ours are read.
@@ -166,102 +158,6 @@ func defaultRoute(addr netip.Addr) string {
 	return netip.PrefixFrom(unspecified, 0).String()
 }
 
-// hostAdverts is what an announce=host endpoint announces: its addresses as
-// host routes, with the network's communities and its own.
-func hostAdverts(ep endpointRecord, network networkRecord) []route.Advert {
-	if network.Config.Announce != announceHost || ep.Fallback {
-		return nil
-	}
-	communities := union(network.Config.Communities, ep.Config.Communities)
-	large := union(network.Config.LargeCommunities, ep.Config.LargeCommunities)
-	adverts := make([]route.Advert, 0, len(ep.Addresses))
-	for _, a := range ep.Addresses {
-		host := netip.PrefixFrom(a.Addr(), a.Addr().BitLen())
-		adverts = append(adverts, route.Advert{Prefix: host, Communities: communities, LargeCommunities: large})
-	}
-	return adverts
-}
-
-func union(a, b []string) []string {
-	out := slices.Clone(a)
-	for _, s := range b {
-		if !slices.Contains(out, s) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// announceWhenMoved announces a joined endpoint once its link has left the
-// host namespace, that is once Docker has put it in the container:
-// announcing earlier would draw traffic to an address nothing answers yet.
-// The first look is made now (Reconcile counts on that); later ones poll,
-// because a *netlink.Handle does not say which namespace it is in, so no
-// link event subscription can be opened on it.
-func (d *Driver) announceWhenMoved(ep endpointRecord, network networkRecord) {
-	adverts := hostAdverts(ep, network)
-	if len(adverts) == 0 {
-		return
-	}
-	token := d.announce.arm(ep.ID)
-	if d.announceIfMoved(ep.ID, token, adverts) {
-		return
-	}
-	d.watchers.Add(1)
-	go func() {
-		defer d.watchers.Done()
-		d.watchMove(ep.ID, token, adverts)
-	}()
-}
-
-func (d *Driver) watchMove(endpointID string, token uint64, adverts []route.Advert) {
-	tick := time.NewTicker(movePoll)
-	defer tick.Stop()
-	deadline := time.NewTimer(moveWait)
-	defer deadline.Stop()
-	for {
-		select {
-		case <-d.done:
-			return
-		case <-deadline.C:
-			d.log.WithFields(logrus.Fields{"endpoint": endpointID, "link": childName(endpointID)}).
-				Warn("link still in the host namespace, not in a container: not announcing it")
-			return
-		case <-tick.C:
-			if d.announceIfMoved(endpointID, token, adverts) {
-				return
-			}
-		}
-	}
-}
-
-// prefixesOf lists the adverts' prefixes, for logs.
-func prefixesOf(adverts []route.Advert) []string {
-	out := make([]string, len(adverts))
-	for i, a := range adverts {
-		out[i] = a.Prefix.String()
-	}
-	return out
-}
-
-// announceIfMoved announces unless the link is still in the host namespace,
-// and reports whether the watch is over.
-func (d *Driver) announceIfMoved(endpointID string, token uint64, adverts []route.Advert) bool {
-	log := d.log.WithFields(logrus.Fields{"endpoint": endpointID, "link": childName(endpointID)})
-	inHost, err := d.links.inHost(childName(endpointID))
-	if err != nil {
-		log.WithError(err).Warn("cannot tell whether Docker moved the link yet")
-		return false
-	}
-	if inHost {
-		return false
-	}
-	if d.announce.setIfArmed(endpointID, token, adverts) {
-		log.WithField("prefixes", prefixesOf(adverts)).Info("endpoint announced")
-	}
-	return true
-}
-
 // Leave withdraws the endpoint and deletes its link if Docker left it in
 // the host namespace; an unknown endpoint has already left. Step order, and
 // what a crash after each step leaves:
@@ -289,13 +185,13 @@ func (d *Driver) Leave(ctx context.Context, req *netapi.LeaveRequest) error {
 	if ep.Joined {
 		ep.Joined = false
 		if err := d.db.Update(func(tx *store.Tx) error { return tx.Put(bucketEndpoints, ep.ID, ep) }); err != nil {
-			return fmt.Errorf("leave endpoint %s: %w", short(ep.ID), err)
+			return fmt.Errorf("leave endpoint %s: %w", dockerid.Short(ep.ID), err)
 		}
 		d.state.putEndpoint(ep)
 	}
 	if err := d.links.remove(childName(ep.ID)); err != nil {
-		return fmt.Errorf("leave endpoint %s: %w", short(ep.ID), err)
+		return fmt.Errorf("leave endpoint %s: %w", dockerid.Short(ep.ID), err)
 	}
-	d.log.WithFields(logrus.Fields{"network": ep.NetworkID, "endpoint": ep.ID, "withdrawn": prefixesOf(withdrawn)}).Info("endpoint left")
+	d.log.WithFields(logrus.Fields{"network": ep.NetworkID, "endpoint": ep.ID, "withdrawn": route.Prefixes(withdrawn)}).Info("endpoint left")
 	return nil
 }

@@ -1,6 +1,7 @@
 package driver
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -10,9 +11,13 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/rtnl"
 )
 
-// All netlink work of the driver is in this file.
+// All netlink work of the driver is in this file: the links it creates and
+// deletes, and the reads of links in containers' namespaces for the traffic
+// counters (traffic.go). What any netlink user needs is in internal/rtnl.
 
 const (
 	// childPrefix starts the host-side name of every ipvlan link the plugin
@@ -32,16 +37,17 @@ const (
 	ownerAlias = "ipvlan-bgp"
 	// ifNameMax is IFNAMSIZ without the terminating NUL.
 	ifNameMax = 15
-	// dumpRetries bounds retries of a link dump the kernel interrupted
-	// because links changed while it ran.
-	dumpRetries = 5
 )
 
 func init() {
 	// Ask the kernel for its extended error messages ("mtu greater than
 	// device maximum"), which then reach the docker CLI. This applies to
 	// requests on per-call sockets, which is what the driver uses when the
-	// plugin passes no handle.
+	// plugin passes no handle. It is the netlink library's process-wide
+	// switch: the library has no per-socket one, and the other packages'
+	// requests that need the kernel's words go through internal/rtnl,
+	// which asks on its own sockets. Moving the link writes below to rtnl
+	// as well would retire it (issue 12).
 	nl.EnableErrorMessageReporting = true
 }
 
@@ -77,18 +83,9 @@ func newLinks(h *netlink.Handle) *links {
 	return &links{h: h}
 }
 
-// retryDump runs fn again while the kernel reports an interrupted dump.
-func retryDump[T any](fn func() (T, error)) (T, error) {
-	v, err := fn()
-	for i := 1; i < dumpRetries && errors.Is(err, netlink.ErrDumpInterrupted); i++ {
-		v, err = fn()
-	}
-	return v, err
-}
-
 // lookup returns the link called name, or nil when there is none.
 func (l *links) lookup(name string) (netlink.Link, error) {
-	link, err := retryDump(func() (netlink.Link, error) { return l.h.LinkByName(name) })
+	link, err := rtnl.RetryDump(func() (netlink.Link, error) { return l.h.LinkByName(name) })
 	var notFound netlink.LinkNotFoundError
 	if errors.As(err, &notFound) {
 		return nil, nil
@@ -256,7 +253,7 @@ func (l *links) ensureOwnedParent(rec networkRecord) (created bool, err error) {
 
 // list returns the names of the links that match keep.
 func (l *links) list(keep func(netlink.Link) bool) ([]string, error) {
-	all, err := retryDump(l.h.LinkList)
+	all, err := rtnl.RetryDump(l.h.LinkList)
 	if err != nil {
 		return nil, fmt.Errorf("list links: %w", err)
 	}
@@ -285,4 +282,118 @@ func (l *links) ownedParents() ([]string, error) {
 			(link.Type() == "dummy" && strings.HasPrefix(name, dummyPrefix)) ||
 			(link.Type() == "vlan" && strings.HasPrefix(name, vlanPrefix))
 	})
+}
+
+// netnsIDs lists the IDs this namespace has given other namespaces.
+func netnsIDs(sock *rtnl.Conn) ([]int32, error) {
+	req := rtnl.AppendHeader(nil, unix.RTM_GETNSID, unix.NLM_F_DUMP, sock.Seq(1))
+	req = append(req, unix.AF_UNSPEC, 0, 0, 0) // rtgenmsg, padded
+	rtnl.Finish(req, 0)
+	var ids []int32
+	var bad error
+	err := sock.Dump(req, func(typ uint16, body []byte) {
+		if typ != unix.RTM_NEWNSID || bad != nil {
+			return
+		}
+		var more []int32
+		more, bad = parseNetnsIDs([][]byte{body})
+		ids = append(ids, more...)
+	})
+	if err == nil {
+		err = bad
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list network namespace IDs: %w", err)
+	}
+	return ids, nil
+}
+
+// parseNetnsIDs reads the IDs out of RTM_NEWNSID messages: a struct
+// rtgenmsg padded to 4 bytes, then attributes. An attribute longer than
+// its message is an error.
+func parseNetnsIDs(msgs [][]byte) ([]int32, error) {
+	var ids []int32
+	for _, msg := range msgs {
+		if len(msg) < unix.NLMSG_ALIGNTO {
+			continue
+		}
+		attrs := msg[unix.NLMSG_ALIGNTO:]
+		if err := rtnl.CheckAttrs(attrs); err != nil {
+			return nil, err
+		}
+		for typ, value := range rtnl.Attrs(attrs) {
+			if typ == unix.NETNSA_NSID && len(value) >= 4 {
+				if id := int32(binary.NativeEndian.Uint32(value)); id >= 0 {
+					ids = append(ids, id)
+				}
+			}
+		}
+	}
+	return ids, nil
+}
+
+// linkInNetns returns the link with index in the namespace with ID nsid, or
+// nil when there is none.
+func linkInNetns(sock *rtnl.Conn, nsid int32, index int) (netlink.Link, error) {
+	req := rtnl.AppendHeader(nil, unix.RTM_GETLINK, unix.NLM_F_ACK, sock.Seq(1))
+	req = appendIfInfo(req, index)
+	req = rtnl.AppendUint32Attr(req, unix.IFLA_TARGET_NETNSID, uint32(nsid))
+	rtnl.Finish(req, 0)
+	answers, err := sock.Exchange(req, unix.RTM_NEWLINK)
+	switch {
+	// ENODEV: no such link there; EINVAL: the namespace went away since
+	// the ID was listed.
+	case errors.Is(err, unix.ENODEV), errors.Is(err, unix.EINVAL):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("get link %d in namespace ID %d: %w", index, nsid, err)
+	case len(answers) == 0:
+		return nil, nil
+	}
+	return netlink.LinkDeserialize(nil, answers[0])
+}
+
+// linksInNetns lists the links of the namespace with ID nsid, one dump:
+// each link's index and its parent's index (0 for none), as the namespace
+// of the socket numbers it.
+func linksInNetns(sock *rtnl.Conn, nsid int32) (map[int]int, error) {
+	req := rtnl.AppendHeader(nil, unix.RTM_GETLINK, unix.NLM_F_DUMP, sock.Seq(1))
+	req = appendIfInfo(req, 0)
+	req = rtnl.AppendUint32Attr(req, unix.IFLA_TARGET_NETNSID, uint32(nsid))
+	rtnl.Finish(req, 0)
+	parents, err := rtnl.RetryDump(func() (map[int]int, error) {
+		parents := map[int]int{}
+		var bad error
+		err := sock.Dump(req, func(typ uint16, body []byte) {
+			if typ != unix.RTM_NEWLINK || bad != nil {
+				return
+			}
+			link, err := netlink.LinkDeserialize(nil, body)
+			if err != nil {
+				bad = err
+				return
+			}
+			parents[link.Attrs().Index] = link.Attrs().ParentIndex
+		})
+		if err == nil {
+			err = bad
+		}
+		return parents, err
+	})
+	// EINVAL: the namespace went away since the ID was listed.
+	if errors.Is(err, unix.EINVAL) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list links in namespace ID %d: %w", nsid, err)
+	}
+	return parents, nil
+}
+
+// appendIfInfo appends a struct ifinfomsg naming the link with index.
+func appendIfInfo(b []byte, index int) []byte {
+	b = append(b, unix.AF_UNSPEC, 0, 0, 0) // family, padding, type
+	b = binary.NativeEndian.AppendUint32(b, uint32(int32(index)))
+	b = binary.NativeEndian.AppendUint32(b, 0)    // flags
+	return binary.NativeEndian.AppendUint32(b, 0) // change
 }

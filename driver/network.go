@@ -9,8 +9,8 @@ import (
 	netapi "github.com/docker/go-plugins-helpers/network"
 	"github.com/sirupsen/logrus"
 
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/dockerid"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/failpoint"
-	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 	"github.com/ipvlan-bgp/ipvlan-bgp/store"
 )
 
@@ -69,7 +69,7 @@ func (d *Driver) CreateNetwork(ctx context.Context, req *netapi.CreateNetworkReq
 // the parent made again if it went missing; another one is an error.
 func (d *Driver) createAgain(stored, rec networkRecord) error {
 	if !reflect.DeepEqual(stored.Config, rec.Config) || !slices.Equal(stored.Pools, rec.Pools) {
-		return fmt.Errorf("ipvlan-bgp: network %s already exists with other options or subnets", short(rec.ID))
+		return fmt.Errorf("ipvlan-bgp: network %s already exists with other options or subnets", dockerid.Short(rec.ID))
 	}
 	if stored.ParentOwned != parentExisting {
 		if _, err := d.links.ensureOwnedParent(stored); err != nil {
@@ -124,7 +124,7 @@ func (d *Driver) checkConflicts(rec networkRecord) error {
 		for _, p := range rec.Pools {
 			for _, q := range other.Pools {
 				if p.Prefix.Overlaps(q.Prefix) {
-					return optionErr("subnet", p.Prefix.String(), "overlaps %s of network %s on this host", q.Prefix, short(other.ID))
+					return optionErr("subnet", p.Prefix.String(), "overlaps %s of network %s on this host", q.Prefix, dockerid.Short(other.ID))
 				}
 			}
 		}
@@ -133,11 +133,11 @@ func (d *Driver) checkConflicts(rec networkRecord) error {
 		}
 		if other.Config.Mode != rec.Config.Mode {
 			return optionErr(optMode, string(rec.Config.Mode), "network %s uses parent %s with ipvlan_mode=%s, and network %s cannot use another mode on it",
-				short(other.ID), parent, other.Config.Mode, short(rec.ID))
+				dockerid.Short(other.ID), parent, other.Config.Mode, dockerid.Short(rec.ID))
 		}
 		if other.Config.Flag != rec.Config.Flag {
 			return optionErr(optFlag, string(rec.Config.Flag), "network %s uses parent %s with ipvlan_flag=%s, and network %s cannot use another flag on it",
-				short(other.ID), parent, other.Config.Flag, short(rec.ID))
+				dockerid.Short(other.ID), parent, other.Config.Flag, dockerid.Short(rec.ID))
 		}
 	}
 	return nil
@@ -191,7 +191,7 @@ func (d *Driver) deleteNetwork(ctx context.Context, id string) error {
 	for _, ep := range endpoints {
 		d.announce.withdraw(ep.ID)
 		if err := d.links.remove(childName(ep.ID)); err != nil {
-			return fmt.Errorf("delete network %s: %w", short(rec.ID), err)
+			return fmt.Errorf("delete network %s: %w", dockerid.Short(rec.ID), err)
 		}
 	}
 	failpoint.Hit("NetworkDriver.DeleteNetwork:withdrawn")
@@ -204,7 +204,7 @@ func (d *Driver) deleteNetwork(ctx context.Context, id string) error {
 		return tx.Delete(bucketNetworks, rec.ID)
 	})
 	if err != nil {
-		return fmt.Errorf("delete network %s: %w", short(rec.ID), err)
+		return fmt.Errorf("delete network %s: %w", dockerid.Short(rec.ID), err)
 	}
 	d.state.removeNetwork(rec.ID)
 	d.log.WithFields(logrus.Fields{"network": rec.ID, "stale_endpoints": len(endpoints)}).Info("network deleted")
@@ -218,7 +218,7 @@ func (d *Driver) releaseParent(rec networkRecord) error {
 		return nil
 	}
 	if err := d.links.remove(rec.Parent); err != nil {
-		return fmt.Errorf("delete parent %s of network %s: %w", rec.Parent, short(rec.ID), err)
+		return fmt.Errorf("delete parent %s of network %s: %w", rec.Parent, dockerid.Short(rec.ID), err)
 	}
 	d.log.WithFields(logrus.Fields{"network": rec.ID, "parent": rec.Parent}).Info("deleted the plugin's parent link")
 	return nil
@@ -231,66 +231,4 @@ func (d *Driver) parentInUse(parent string) bool {
 		}
 	}
 	return false
-}
-
-// announceNetwork announces the pools of a network that announces its
-// subnet (announce=subnet, or an endpoint past the route budget), and
-// withdraws them once it no longer does: on a host whose IPAM driver hands
-// out a block inside a pool, only that block, so that hosts sharing a
-// network do not all claim the whole subnet.
-func (d *Driver) announceNetwork(rec networkRecord) {
-	if !d.announcesSubnet(rec) {
-		if len(d.announce.announced(rec.ID)) > 0 {
-			d.announce.set(rec.ID, nil)
-			d.log.WithField("network", rec.ID).Info("network subnet withdrawn: no endpoint falls back to it")
-		}
-		return
-	}
-	d.announce.set(rec.ID, d.subnetAdverts(rec))
-}
-
-// subnetAdverts is what a network announces when it announces its subnet.
-func (d *Driver) subnetAdverts(rec networkRecord) []route.Advert {
-	adverts := make([]route.Advert, 0, len(rec.Pools))
-	for _, p := range rec.Pools {
-		prefix := p.Prefix
-		if d.ranges != nil {
-			if local, ok := d.ranges.LocalRange(p.Prefix); ok {
-				prefix = local
-			}
-		}
-		adverts = append(adverts, route.Advert{Prefix: prefix, Communities: rec.Config.Communities, LargeCommunities: rec.Config.LargeCommunities})
-	}
-	return adverts
-}
-
-// checkExport refuses an announce=subnet network whose subnet the speaker
-// would never announce (a default route, or broader than it allows), so
-// the user hears it from docker network create, not from the log.
-func (d *Driver) checkExport(rec networkRecord) error {
-	if rec.Config.Announce != announceSubnet {
-		return nil
-	}
-	for _, a := range d.subnetAdverts(rec) {
-		if err := d.announce.announcer.CheckExport(a.Prefix); err != nil {
-			return optionErr(optAnnounce, string(announceSubnet), "%s", err)
-		}
-	}
-	return nil
-}
-
-// undo logs the failure of a step that undoes partial work: the call
-// already returns the error that made it undo.
-func (d *Driver) undo(what string, err error, fields logrus.Fields) {
-	if err != nil {
-		d.log.WithFields(fields).WithError(err).Error("could not " + what + " while undoing a failed call")
-	}
-}
-
-// short is the 12-character form of a Docker ID, as the docker CLI shows it.
-func short(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }

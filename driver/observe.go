@@ -65,13 +65,9 @@ func (d *Driver) Endpoints() []Endpoint {
 
 func (d *Driver) endpointView(ep endpointRecord) Endpoint {
 	network, _ := d.state.network(ep.NetworkID)
-	owner := ep.ID
-	if network.Config.Announce == announceSubnet || ep.Fallback {
-		owner = network.ID
-	}
 	return Endpoint{
 		ID: ep.ID, NetworkID: ep.NetworkID, Addresses: slices.Clone(ep.Addresses),
 		Interface: childName(ep.ID), Sandbox: ep.Sandbox, Joined: ep.Joined, Fallback: ep.Fallback,
-		Announced: d.announce.announced(owner),
+		Announced: d.announce.announced(carrierOf(ep, network)),
 	}
 }

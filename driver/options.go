@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/badvalue"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 )
 
@@ -56,20 +57,9 @@ const (
 	maxMTU    = 65535
 )
 
-// OptionError is a rejected option. Its text is what the user sees at the
-// docker CLI, so it names the option, the value and the reason.
-type OptionError struct {
-	Option string
-	Value  string
-	Reason string
-}
-
-func (e *OptionError) Error() string {
-	return fmt.Sprintf("ipvlan-bgp: option %s=%q: %s", e.Option, e.Value, e.Reason)
-}
-
-func optionErr(option, value, format string, args ...any) *OptionError {
-	return &OptionError{Option: option, Value: value, Reason: fmt.Sprintf(format, args...)}
+// optionErr is a rejected option, as the docker CLI shows it.
+func optionErr(option, value, format string, args ...any) *badvalue.Error {
+	return badvalue.Errorf("ipvlan-bgp: option", option, value, format, args...)
 }
 
 // ipvlanMode and ipvlanFlag are kept as the user's words; links.go maps them

@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/badvalue"
 )
 
 func generic(kv ...string) map[string]any {
@@ -131,12 +133,12 @@ func largeCommunityList(n int) string {
 
 func checkOptionError(t *testing.T, err error, option, reason string) {
 	t.Helper()
-	var oe *OptionError
+	var oe *badvalue.Error
 	if !errors.As(err, &oe) {
-		t.Fatalf("got error %v, want an *OptionError", err)
+		t.Fatalf("got error %v, want a *badvalue.Error", err)
 	}
-	if oe.Option != option {
-		t.Errorf("error names option %q, want %q (%v)", oe.Option, option, err)
+	if oe.Name != option {
+		t.Errorf("error names option %q, want %q (%v)", oe.Name, option, err)
 	}
 	if !strings.Contains(err.Error(), reason) || !strings.Contains(err.Error(), option) {
 		t.Errorf("error %q should name %q and say %q", err, option, reason)

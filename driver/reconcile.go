@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/dockerid"
 )
 
 // Reconcile squares the kernel and the BGP speaker with the store at
@@ -51,7 +53,7 @@ func (d *Driver) restoreParents() error {
 		}
 		created, err := d.links.ensureOwnedParent(rec)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("restore parent of network %s: %w", short(rec.ID), err))
+			errs = append(errs, fmt.Errorf("restore parent of network %s: %w", dockerid.Short(rec.ID), err))
 			continue
 		}
 		if created {
@@ -95,41 +97,4 @@ func (d *Driver) removeLinks(names []string, keep func(string) bool, why string)
 		d.log.WithField("link", name).Info(why)
 	}
 	return errors.Join(errs...)
-}
-
-func (d *Driver) reannounce() {
-	for _, rec := range d.state.allNetworks() {
-		d.announceNetwork(rec)
-	}
-	for _, ep := range d.state.allEndpoints() {
-		if !ep.Joined {
-			continue
-		}
-		log := d.log.WithFields(logrus.Fields{"endpoint": ep.ID, "network": ep.NetworkID, "link": childName(ep.ID)})
-		network, ok := d.state.network(ep.NetworkID)
-		if !ok {
-			log.Warn("endpoint of an unknown network: not announcing it")
-			continue
-		}
-		if !d.linkExists(ep, network, log) {
-			log.Warn("endpoint's link is in no container (a reboot, or its container died while the plugin was down): not announcing it until Docker joins it again")
-			continue
-		}
-		d.announceWhenMoved(ep, network)
-	}
-}
-
-// linkExists reports whether a joined endpoint's link is anywhere: in the
-// host (Docker is about to move it) or in a container. When that cannot
-// be told, it counts as there: announcing is what a restart did before.
-func (d *Driver) linkExists(ep endpointRecord, network networkRecord, log *logrus.Entry) bool {
-	if inHost, err := d.links.inHost(childName(ep.ID)); err != nil || inHost {
-		return true
-	}
-	found, err := d.inContainer(ep, network)
-	if err != nil {
-		log.WithError(err).Warn("cannot tell whether the endpoint's link is in a container; announcing it")
-		return true
-	}
-	return found
 }

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 	"github.com/ipvlan-bgp/ipvlan-bgp/store"
 )
 
@@ -203,73 +202,4 @@ func loadBucket[T any](tx *store.Tx, bucket string, idOf func(T) string, m map[s
 		m[key] = rec
 		return nil
 	})
-}
-
-// announcements sits between the driver and the BGP speaker. It remembers
-// what each owner (endpoint or network ID) has announced, for EndpointInfo,
-// and it arms an endpoint's announcement at Join so that a watcher that sees
-// the link move only announces if no Leave came in between.
-type announcements struct {
-	mu        sync.Mutex
-	announcer route.Announcer
-	current   map[string][]route.Advert
-	armed     map[string]uint64
-	nextToken uint64
-}
-
-func newAnnouncements(a route.Announcer) *announcements {
-	return &announcements{announcer: a, current: map[string][]route.Advert{}, armed: map[string]uint64{}}
-}
-
-// arm starts a new announcement window for owner and returns its token.
-func (a *announcements) arm(owner string) uint64 {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.nextToken++
-	a.armed[owner] = a.nextToken
-	return a.nextToken
-}
-
-// setIfArmed announces adverts unless owner was withdrawn or re-armed since
-// token was issued. Set is called under the lock so that it is ordered with
-// a concurrent withdraw.
-func (a *announcements) setIfArmed(owner string, token uint64, adverts []route.Advert) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.armed[owner] != token {
-		return false
-	}
-	a.setLocked(owner, adverts)
-	return true
-}
-
-// set announces adverts for owner unconditionally (networks' subnets).
-func (a *announcements) set(owner string, adverts []route.Advert) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.setLocked(owner, adverts)
-}
-
-// withdraw disarms owner and withdraws whatever it announced.
-func (a *announcements) withdraw(owner string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	delete(a.armed, owner)
-	a.setLocked(owner, nil)
-}
-
-func (a *announcements) setLocked(owner string, adverts []route.Advert) {
-	if len(adverts) == 0 {
-		delete(a.current, owner)
-	} else {
-		a.current[owner] = adverts
-	}
-	a.announcer.Set(owner, adverts)
-}
-
-// announced is what owner has announced now.
-func (a *announcements) announced(owner string) []route.Advert {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return slices.Clone(a.current[owner])
 }

@@ -2,16 +2,16 @@ package driver
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/dockerid"
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/rtnl"
 )
 
 // Per-container traffic counters.
@@ -90,7 +90,7 @@ func (d *Driver) Traffic(ctx context.Context) ([]EndpointTraffic, error) {
 		}
 		link, err := d.traffic.find(sock, ids, ep, parents[network.Parent])
 		if err != nil {
-			return out, fmt.Errorf("read counters of endpoint %s: %w", short(ep.ID), err)
+			return out, fmt.Errorf("read counters of endpoint %s: %w", dockerid.Short(ep.ID), err)
 		}
 		if link != nil && link.Attrs().Statistics != nil {
 			out = append(out, countersOf(ep, link.Attrs().Statistics))
@@ -100,30 +100,64 @@ func (d *Driver) Traffic(ctx context.Context) ([]EndpointTraffic, error) {
 	return out, nil
 }
 
-// inContainer reports whether a joined endpoint's link is in some
+// inContainers reports which joined endpoints' links are in some
 // container: after a reboot, or for a container that died while the plugin
-// was down, it is nowhere. An endpoint without a recorded index cannot be
-// looked for; it counts as there.
-func (d *Driver) inContainer(ep endpointRecord, network networkRecord) (bool, error) {
-	if ep.Ifindex == 0 {
-		return true, nil
-	}
-	parent, err := d.links.lookup(network.Parent)
-	if err != nil || parent == nil {
-		return false, err
-	}
+// was down, a link is nowhere. An endpoint without a recorded index cannot
+// be looked for; it counts as there. One dump of each namespace with an ID
+// answers for all: asking every namespace for every link (find, before
+// anything is remembered) would be a million requests for 1,000
+// containers. It remembers where each link
+// was found, for the traffic reads that follow.
+func (d *Driver) inContainers(eps []endpointRecord) (map[string]bool, error) {
 	sock, ids, err := d.traffic.open()
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	defer sock.Close()
-	link, err := d.traffic.find(sock, ids, ep, parent.Attrs().Index)
-	return link != nil, err
+	type placed struct{ index, parentIndex int }
+	nsidOf := map[placed]int32{}
+	for _, id := range ids {
+		links, err := linksInNetns(sock, id)
+		if err != nil {
+			return nil, err
+		}
+		for index, parentIndex := range links {
+			nsidOf[placed{index, parentIndex}] = id
+		}
+	}
+	parents := map[string]int{}
+	found := map[string]bool{}
+	for _, ep := range eps {
+		network, ok := d.state.network(ep.NetworkID)
+		if !ok {
+			continue
+		}
+		if ep.Ifindex == 0 {
+			found[ep.ID] = true // cannot be looked for: counts as there
+			continue
+		}
+		if _, seen := parents[network.Parent]; !seen {
+			parent, err := d.links.lookup(network.Parent)
+			if err != nil {
+				return nil, err
+			}
+			if parent != nil {
+				parents[network.Parent] = parent.Attrs().Index
+			}
+		}
+		if id, ok := nsidOf[placed{ep.Ifindex, parents[network.Parent]}]; ok && parents[network.Parent] != 0 {
+			found[ep.ID] = true
+			d.traffic.mu.Lock()
+			d.traffic.where[ep.ID] = id
+			d.traffic.mu.Unlock()
+		}
+	}
+	return found, nil
 }
 
-// open opens an rtnetlink socket and lists the namespaces it can look into.
-func (t *traffic) open() (*nl.SocketHandle, []int32, error) {
-	sock, err := routeSocket(t.ns)
+// open opens a route socket and lists the namespaces it can look into.
+func (t *traffic) open() (*rtnl.Conn, []int32, error) {
+	sock, err := rtnl.Open(t.ns)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -144,7 +178,7 @@ func countersOf(ep endpointRecord, s *netlink.LinkStatistics) EndpointTraffic {
 
 // find looks for an endpoint's link where it was last seen, then in every
 // namespace with an ID.
-func (t *traffic) find(sock *nl.SocketHandle, ids []int32, ep endpointRecord, parentIndex int) (netlink.Link, error) {
+func (t *traffic) find(sock *rtnl.Conn, ids []int32, ep endpointRecord, parentIndex int) (netlink.Link, error) {
 	if parentIndex == 0 {
 		return nil, nil
 	}
@@ -167,82 +201,4 @@ func (t *traffic) find(sock *nl.SocketHandle, ids []int32, ep endpointRecord, pa
 		}
 	}
 	return nil, nil
-}
-
-// routeSocket opens an rtnetlink socket in ns.
-func routeSocket(ns netns.NsHandle) (*nl.SocketHandle, error) {
-	sock, err := nl.GetNetlinkSocketAt(ns, netns.None(), unix.NETLINK_ROUTE)
-	if err != nil {
-		return nil, fmt.Errorf("open rtnetlink socket: %w", err)
-	}
-	return &nl.SocketHandle{Socket: sock}, nil
-}
-
-func onSocket(req *nl.NetlinkRequest, sock *nl.SocketHandle) *nl.NetlinkRequest {
-	req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: sock}
-	return req
-}
-
-// netnsIDs lists the IDs this namespace has given other namespaces.
-func netnsIDs(sock *nl.SocketHandle) ([]int32, error) {
-	req := onSocket(nl.NewNetlinkRequest(unix.RTM_GETNSID, unix.NLM_F_DUMP), sock)
-	req.AddData(nl.NewRtGenMsg())
-	msgs, err := req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWNSID)
-	if err != nil {
-		return nil, fmt.Errorf("list network namespace IDs: %w", err)
-	}
-	ids, err := parseNetnsIDs(msgs)
-	if err != nil {
-		return nil, fmt.Errorf("list network namespace IDs: %w", err)
-	}
-	return ids, nil
-}
-
-// parseNetnsIDs reads the IDs out of RTM_NEWNSID messages: a struct
-// rtgenmsg padded to 4 bytes, then attributes. It checks every length
-// itself: nl.ParseRouteAttr panics on an attribute longer than its message.
-func parseNetnsIDs(msgs [][]byte) ([]int32, error) {
-	var ids []int32
-	for _, msg := range msgs {
-		if len(msg) < unix.NLMSG_ALIGNTO {
-			continue
-		}
-		for b := msg[unix.NLMSG_ALIGNTO:]; len(b) >= unix.SizeofRtAttr; {
-			size := int(nl.NativeEndian().Uint16(b[0:2]))
-			kind := nl.NativeEndian().Uint16(b[2:4])
-			if size < unix.SizeofRtAttr || size > len(b) {
-				return nil, fmt.Errorf("malformed netlink attribute of length %d in %d bytes", size, len(b))
-			}
-			if kind == unix.NETNSA_NSID && size >= unix.SizeofRtAttr+4 {
-				if id := int32(nl.NativeEndian().Uint32(b[unix.SizeofRtAttr:])); id >= 0 {
-					ids = append(ids, id)
-				}
-			}
-			aligned := (size + unix.RTA_ALIGNTO - 1) &^ (unix.RTA_ALIGNTO - 1)
-			b = b[min(aligned, len(b)):]
-		}
-	}
-	return ids, nil
-}
-
-// linkInNetns returns the link with index in the namespace with ID nsid, or
-// nil when there is none.
-func linkInNetns(sock *nl.SocketHandle, nsid int32, index int) (netlink.Link, error) {
-	req := onSocket(nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_ACK), sock)
-	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
-	msg.Index = int32(index)
-	req.AddData(msg)
-	req.AddData(nl.NewRtAttr(unix.IFLA_TARGET_NETNSID, nl.Uint32Attr(uint32(nsid))))
-	msgs, err := req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWLINK)
-	switch {
-	// ENODEV: no such link there; EINVAL: the namespace went away since
-	// the ID was listed.
-	case errors.Is(err, unix.ENODEV), errors.Is(err, unix.EINVAL):
-		return nil, nil
-	case err != nil:
-		return nil, fmt.Errorf("get link %d in namespace ID %d: %w", index, nsid, err)
-	case len(msgs) == 0:
-		return nil, nil
-	}
-	return netlink.LinkDeserialize(nil, msgs[0])
 }

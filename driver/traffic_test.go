@@ -6,10 +6,11 @@ import (
 	"testing"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/dockerid"
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/rtnl"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/testnet"
 )
 
@@ -74,7 +75,7 @@ func TestTrafficCountsContainerLinks(t *testing.T) {
 	inside := containerCounters(t, ctrNs, child.Attrs().Name)
 	after := e.trafficOf(endpoint)
 	if before.Network != network || before.Sandbox != "sandbox1" {
-		t.Errorf("counters labelled network %s sandbox %q, want %s and sandbox1", short(before.Network), before.Sandbox, short(network))
+		t.Errorf("counters labelled network %s sandbox %q, want %s and sandbox1", dockerid.Short(before.Network), before.Sandbox, dockerid.Short(network))
 	}
 	if before.TxPackets < 3 || before.RxPackets < 3 {
 		t.Errorf("counters %+v after three pings, want at least 3 packets each way", before)
@@ -105,7 +106,7 @@ func (e *testEnv) trafficOf(endpoint string) EndpointTraffic {
 			return tr
 		}
 	}
-	e.t.Fatalf("Traffic %+v has no counters for endpoint %s", all, short(endpoint))
+	e.t.Fatalf("Traffic %+v has no counters for endpoint %s", all, dockerid.Short(endpoint))
 	return EndpointTraffic{}
 }
 
@@ -136,7 +137,7 @@ func mustAddr(t *testing.T, cidr string) *netlink.Addr {
 // nsidMessage is an RTM_NEWNSID payload carrying id.
 func nsidMessage(id int32) []byte {
 	msg := []byte{unix.AF_UNSPEC, 0, 0, 0}
-	return append(msg, nl.NewRtAttr(unix.NETNSA_NSID, nl.Uint32Attr(uint32(id))).Serialize()...)
+	return rtnl.AppendUint32Attr(msg, unix.NETNSA_NSID, uint32(id))
 }
 
 func TestParseNetnsIDs(t *testing.T) {
@@ -144,7 +145,7 @@ func TestParseNetnsIDs(t *testing.T) {
 	if err != nil || !slices.Equal(ids, []int32{0, 7}) {
 		t.Fatalf("parseNetnsIDs = %v, %v; want [0 7] (not-assigned and short messages skipped)", ids, err)
 	}
-	// An unpadded last attribute (nl.ParseRouteAttr panics on it) is
+	// An unpadded last attribute (the netlink library's ParseRouteAttr panics on it) is
 	// fine; one longer than its message is not.
 	if ids, err := parseNetnsIDs([][]byte{[]byte("0000\x05\x00000")}); err != nil || len(ids) != 0 {
 		t.Errorf("unpadded last attribute: %v, %v; want no IDs and no error", ids, err)
@@ -159,7 +160,8 @@ func TestParseNetnsIDs(t *testing.T) {
 func FuzzParseNetnsIDs(f *testing.F) {
 	f.Add(nsidMessage(3))
 	f.Add([]byte{0, 0, 0, 0, 8, 0})
-	// An unpadded last attribute: nl.ParseRouteAttr panics on it.
+	// An unpadded last attribute: the netlink library's ParseRouteAttr
+	// panics on it.
 	f.Add([]byte("0000\x05\x00000"))
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		ids, err := parseNetnsIDs([][]byte{msg})

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/dockerid"
 )
 
 // NoLocalRange is the warning for a network that announces routes (it is
@@ -19,7 +21,7 @@ func NoLocalRange(network string, pool netip.Prefix, announce string) string {
 		also = ", and announces the whole pool as every such host does"
 	}
 	return fmt.Sprintf("network %s: pool %s has no local range on this host, so it allocates from the whole pool: a second host with this subnet hands out the same addresses%s; set IPAM_LOCAL_RANGES to this host's block of %s (or pass --ip-range), unless this host alone uses the subnet",
-		short(network), pool, also, pool)
+		dockerid.Short(network), pool, also, pool)
 }
 
 // warnNoLocalRange logs NoLocalRange for each pool of rec this host

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/rtnl"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/testnet"
 )
 
@@ -170,7 +171,7 @@ func FuzzReadAnswers(f *testing.F) {
 		b = append(b, make([]byte, 16)...)
 		return append(b, tail...)
 	}
-	msg := appendAttr(nil, unix.NLMSGERR_ATTR_MSG, []byte("Nexthop has invalid gateway\x00"))
+	msg := rtnl.AppendAttr(nil, unix.NLMSGERR_ATTR_MSG, []byte("Nexthop has invalid gateway\x00"))
 	f.Add(append(ack(1, 0, 0), ack(2, -int32(unix.ENETUNREACH), unix.NLM_F_ACK_TLVS|unix.NLM_F_CAPPED, msg...)...))
 	f.Add(ack(3, -int32(unix.ESRCH), 0))
 	f.Fuzz(func(t *testing.T, b []byte) {

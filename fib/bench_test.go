@@ -141,7 +141,7 @@ func netlinkLoop(b *testing.B, gw netip.Addr, dev string) time.Duration {
 // and kept whole in a map; 138-156 MB streaming it and keeping only the
 // paths; 126 MB (0.7 million allocations, was 1.2) resolving each shared
 // next-hop set once. 0.44-0.79 s throughout. Decoding the dump itself
-// (dump.go) into one reused buffer, paths shared like the wanted set's:
+// (netlink.go) into one reused buffer, paths shared like the wanted set's:
 // 16.8 MB and 1,021 allocations (the same run's old code: 126 MB, 703,400),
 // 0.22 s (0.35 s).
 func BenchmarkSync100k(b *testing.B) {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/logs"
 )
 
 // resubscribeAfter is how soon a broken address subscription (the kernel
@@ -37,9 +39,7 @@ type connectedKey struct {
 // NewConnected reads the host's addresses, so Covering answers before the
 // first learned route arrives; Run then follows their changes.
 func NewConnected(log *logrus.Entry) (*Connected, error) {
-	if log == nil {
-		log = logrus.NewEntry(logrus.StandardLogger())
-	}
+	log = logs.For(log, component)
 	c := &Connected{log: log, byAddr: map[connectedKey]netip.Prefix{}, subnets: map[netip.Prefix]int{}}
 	if _, err := c.reload(); err != nil {
 		return nil, err
@@ -82,9 +82,7 @@ func (c *Connected) follow(ctx context.Context, changed func([]netip.Prefix)) er
 	done := make(chan struct{})
 	defer close(done)
 	var subErr error
-	err := netlink.AddrSubscribeWithOptions(updates, done, netlink.AddrSubscribeOptions{
-		ErrorCallback: func(err error) { subErr = err },
-	})
+	err := subscribeAddrs(updates, done, func(err error) { subErr = err })
 	if err != nil {
 		return fmt.Errorf("subscribe to address changes: %w", err)
 	}
@@ -113,7 +111,7 @@ func (c *Connected) follow(ctx context.Context, changed func([]netip.Prefix)) er
 // reload replaces the set with the kernel's addresses and returns the
 // subnets that appeared or went away.
 func (c *Connected) reload() ([]netip.Prefix, error) {
-	addrs, err := retryDump(func() ([]netlink.Addr, error) { return netlink.AddrList(nil, netlink.FAMILY_ALL) })
+	addrs, err := listAddrs()
 	if err != nil {
 		return nil, fmt.Errorf("list the host's addresses: %w", err)
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/rtnl"
 )
 
 // TestSyncReadsBackWhatItWrote: every kind of route fib writes, in the main
@@ -106,9 +108,9 @@ func FuzzDecodeRoute(f *testing.F) {
 		if ok && (!r.prefix.IsValid() || !slices.IsSortedFunc(r.paths, comparePath)) {
 			t.Fatalf("decoded an invalid route %+v", r)
 		}
-		for msg := range netlinkMessages(b) {
-			if int(msg.header.Len) != unix.SizeofNlMsghdr+len(msg.body) {
-				t.Fatalf("message body of %d bytes under a header of %d", len(msg.body), msg.header.Len)
+		for msg := range rtnl.Messages(b) {
+			if int(msg.Header.Len) != unix.SizeofNlMsghdr+len(msg.Body) {
+				t.Fatalf("message body of %d bytes under a header of %d", len(msg.Body), msg.Header.Len)
 			}
 		}
 	})

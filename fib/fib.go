@@ -4,6 +4,8 @@
 // Every route it installs carries its own route protocol number (Protocol),
 // so `ip route show proto 201` lists exactly them, and Sync and Flush delete
 // only those. Routes of any other protocol are never changed.
+//
+// All of its netlink work is in netlink.go.
 package fib
 
 import (
@@ -17,6 +19,8 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/logs"
 )
 
 // Protocol marks the kernel routes this plugin installs. 201 is not taken by
@@ -27,10 +31,13 @@ const Protocol netlink.RouteProtocol = 201
 
 // Metric is the priority of our routes. The kernel's replace matches routes
 // by table, prefix and metric only, not by protocol: a distinct metric keeps
-// Replace from overwriting a route someone else installed for the same
+// ReplaceBatch from overwriting a route someone else installed for the same
 // prefix (connected and static IPv4 routes use 0, IPv6 ones 256 and 1024),
 // and leaves theirs preferred.
 const Metric = 2000
+
+// component names fib in its log lines (see internal/logs).
+const component = "fib"
 
 // Nexthop is one next hop of a route.
 type Nexthop struct {
@@ -97,10 +104,7 @@ func New(cfg Config) (*Table, error) {
 		link.close()
 		return nil, err
 	}
-	log := cfg.Log
-	if log == nil {
-		log = logrus.NewEntry(logrus.StandardLogger())
-	}
+	log := logs.For(cfg.Log, component)
 	return &Table{
 		link:   link,
 		table:  table,
@@ -126,42 +130,23 @@ type RouteError struct {
 func (e *RouteError) Error() string { return fmt.Sprintf("route %s: %v", e.Prefix, e.Err) }
 func (e *RouteError) Unwrap() error { return e.Err }
 
-// Replace makes nexthops the wanted next hops of prefix and installs the
-// route: one ECMP route when there are several. Order does not matter, and
-// nothing is sent when they are unchanged. An empty list removes the route.
-// When the kernel refuses the route (say its gateway is not reachable yet)
-// the error is returned and the route stays wanted, so Sync retries it.
-func (t *Table) Replace(ctx context.Context, prefix netip.Prefix, nexthops []Nexthop) error {
-	refused, err := t.ReplaceBatch(ctx, []Route{{Prefix: prefix, Nexthops: nexthops}})
-	if err != nil {
-		return err
-	}
-	if len(refused) > 0 {
-		return &refused[0]
-	}
-	return nil
-}
-
-// Remove forgets prefix and deletes its route; removing an absent route is
-// not an error.
-func (t *Table) Remove(ctx context.Context, prefix netip.Prefix) error {
-	return t.Replace(ctx, prefix, nil)
-}
-
-// ReplaceBatch is Replace for many routes at once, written to the kernel in
-// few system calls; it is how a burst of learned routes should arrive. Later
-// entries for a prefix win over earlier ones. It returns the routes that did
-// not go in, each with the reason (the kernel's own words when it refused
-// one). As with Replace, a route the kernel refused or whose interface is
+// ReplaceBatch makes each route's next hops the wanted next hops of its
+// prefix and installs the routes, written to the kernel in few system calls;
+// it is how a burst of learned routes should arrive. A route with several
+// next hops is one ECMP route; their order does not matter, and nothing is
+// sent for a route that is unchanged. Empty next hops remove the route
+// (removing an absent one is not an error). Later entries for a prefix win
+// over earlier ones. It returns the routes that did not go in, each with the
+// reason (the kernel's own words when it refused one). A route the kernel
+// refused (say its gateway is not reachable yet) or whose interface is
 // missing stays wanted, so Sync retries it; a malformed one is dropped. The
 // error is ctx's, when it ended before every route was written.
 func (t *Table) ReplaceBatch(ctx context.Context, routes []Route) ([]RouteError, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	t.mu.Lock()
-	ops, refused := t.plan(routes)
-	return append(refused, t.write(ctx, ops)...), ctx.Err()
+	refused := t.change(ctx, func() ([]routeOp, []RouteError) { return t.plan(routes) })
+	return refused, ctx.Err()
 }
 
 // plan records routes in the wanted set and returns the kernel changes
@@ -210,12 +195,24 @@ func (t *Table) planRoute(r Route, refresh *bool) (routeOp, bool, error) {
 	return op, err == nil, err
 }
 
-// write sends ops to the kernel and returns those it refused. It must be
-// called with t.mu held, and releases it once the kernel's turn is taken.
-func (t *Table) write(ctx context.Context, ops []routeOp) []RouteError {
+// change runs plan under t.mu (it changes the wanted set and returns the
+// kernel writes that follow, and the routes it refused), then writes to the
+// kernel and returns every route that did not go in. The kernel's turn
+// (writeMu) is taken before mu is let go, so writes reach the kernel in the
+// order their changes were made, and readers of the wanted set never wait
+// for the kernel.
+func (t *Table) change(ctx context.Context, plan func() ([]routeOp, []RouteError)) []RouteError {
+	t.mu.Lock()
+	ops, refused := plan()
 	t.writeMu.Lock()
 	t.mu.Unlock()
 	defer t.writeMu.Unlock()
+	return append(refused, t.write(ctx, ops)...)
+}
+
+// write sends ops to the kernel and returns those it refused; t.writeMu
+// must be held.
+func (t *Table) write(ctx context.Context, ops []routeOp) []RouteError {
 	var refused []RouteError
 	for i, err := range t.writer.write(ctx, ops) {
 		if err == nil {

@@ -24,10 +24,13 @@ func (t *Table) Sync(ctx context.Context) error {
 	}
 	// The dump happened before the lock: a route changed since is either
 	// wanted (replacing it again is harmless) or not (deleting it again is).
-	t.mu.Lock()
-	t.links = links
-	ops, refused := t.repairs(installed, strays)
-	refused = append(refused, t.write(ctx, ops)...)
+	var ops []routeOp
+	refused := t.change(ctx, func() ([]routeOp, []RouteError) {
+		t.links = links
+		var refused []RouteError
+		ops, refused = t.repairs(installed, strays)
+		return ops, refused
+	})
 	if len(ops) > 0 {
 		deleted := 0
 		for _, op := range ops {
@@ -94,9 +97,11 @@ func (t *Table) Flush(ctx context.Context) error {
 	for prefix := range installed {
 		ops = append(ops, routeOp{prefix: prefix, metric: Metric})
 	}
-	t.mu.Lock()
-	clear(t.wanted)
-	return joinRefused(t.write(ctx, ops), ctx.Err())
+	refused := t.change(ctx, func() ([]routeOp, []RouteError) {
+		clear(t.wanted)
+		return ops, nil
+	})
+	return joinRefused(refused, ctx.Err())
 }
 
 // joinRefused is the error of a whole-table operation: every refused route,

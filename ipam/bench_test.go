@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	ipamapi "github.com/docker/go-plugins-helpers/ipam"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/api"
 )
 
 // BenchmarkRequestAddress measures allocations through the whole path, the
@@ -37,7 +39,7 @@ func BenchmarkRequestAddress(b *testing.B) {
 // a /16 range with one free address, just behind the cursor.
 func BenchmarkNextFreeNearlyFull(b *testing.B) {
 	prefix := netip.MustParsePrefix("10.0.0.0/16")
-	p, err := newPool(LocalAddressSpace, prefix, prefix)
+	p, err := newPool(api.LocalAddressSpace, prefix, prefix)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	ipamapi "github.com/docker/go-plugins-helpers/ipam"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/api"
 )
 
 // checkInvariants compares a pool's counters and set with each other and
@@ -42,8 +44,8 @@ func FuzzRequestPool(f *testing.F) {
 		v6                           bool
 	}{
 		{"", "10.244.0.0/16", "", "", "", false},
-		{LocalAddressSpace, "10.244.0.0/16", "10.244.1.128/25", "", "", false},
-		{GlobalAddressSpace, "2001:db8::/48", "2001:db8:0:1::/64", "", "", true},
+		{api.LocalAddressSpace, "10.244.0.0/16", "10.244.1.128/25", "", "", false},
+		{api.GlobalAddressSpace, "2001:db8::/48", "2001:db8:0:1::/64", "", "", true},
 		{"", "", "", "", "", true},
 		{"", "", "", "", "", false},
 		{"", "10.0.0.0/31", "", "", "", false},

@@ -21,14 +21,8 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/logs"
 	"github.com/ipvlan-bgp/ipvlan-bgp/store"
-)
-
-// The address spaces this driver reports to Docker. Pools are keyed by
-// subnet and may not overlap in either, so the two differ only in name.
-const (
-	LocalAddressSpace  = "ipvlan-bgp-local"
-	GlobalAddressSpace = "ipvlan-bgp-global"
 )
 
 // Docker's option keys and labels.
@@ -80,7 +74,7 @@ func New(cfg Config) (*IPAM, error) {
 	}
 	a := &IPAM{
 		db:           cfg.Store,
-		log:          cfg.Log,
+		log:          logs.For(cfg.Log, "ipam"),
 		defaultPools: cfg.DefaultPools,
 		carveLen:     map[bool]int{false: cfg.DefaultV4Len, true: cfg.DefaultV6Len},
 		localRanges:  cfg.LocalRanges,
@@ -88,9 +82,6 @@ func New(cfg Config) (*IPAM, error) {
 		pools:        map[string]*pool{},
 		started:      time.Now(),
 		claimWindow:  cfg.ClaimWindow,
-	}
-	if a.log == nil {
-		a.log = logrus.NewEntry(logrus.StandardLogger())
 	}
 	if err := a.load(); err != nil {
 		return nil, fmt.Errorf("load IPAM state from %s: %w", a.db.Path(), err)

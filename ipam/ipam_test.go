@@ -13,6 +13,7 @@ import (
 	ipamapi "github.com/docker/go-plugins-helpers/ipam"
 	"github.com/sirupsen/logrus"
 
+	"github.com/ipvlan-bgp/ipvlan-bgp/api"
 	"github.com/ipvlan-bgp/ipvlan-bgp/store"
 )
 
@@ -307,8 +308,8 @@ func TestStoreFailureLeavesNothing(t *testing.T) {
 }
 
 func TestLoadRejectsCorruptRecords(t *testing.T) {
-	pool := poolRecord{AddressSpace: LocalAddressSpace, Pool: netip.MustParsePrefix("10.0.0.0/24"), Range: netip.MustParsePrefix("10.0.0.0/24")}
-	id := poolID(LocalAddressSpace, pool.Pool)
+	pool := poolRecord{AddressSpace: api.LocalAddressSpace, Pool: netip.MustParsePrefix("10.0.0.0/24"), Range: netip.MustParsePrefix("10.0.0.0/24")}
+	id := poolID(api.LocalAddressSpace, pool.Pool)
 	gateway := allocationRecord{PoolID: id, Address: netip.MustParseAddr("10.0.0.1"), Gateway: true}
 	outside := pool
 	outside.Range = netip.MustParsePrefix("10.9.0.0/24")
@@ -324,7 +325,7 @@ func TestLoadRejectsCorruptRecords(t *testing.T) {
 			"a": gateway, "b": {PoolID: id, Address: netip.MustParseAddr("10.0.0.9"), Gateway: true}}, "second gateway"},
 		{"broadcast allocated", map[string]poolRecord{id: pool}, map[string]allocationRecord{
 			"a": gateway, "b": {PoolID: id, Address: netip.MustParseAddr("10.0.0.255")}}, "10.0.0.255"},
-		{"pool prefix invalid", map[string]poolRecord{id: {AddressSpace: LocalAddressSpace}}, nil, "not a valid prefix"},
+		{"pool prefix invalid", map[string]poolRecord{id: {AddressSpace: api.LocalAddressSpace}}, nil, "not a valid prefix"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "state.db")

@@ -12,6 +12,7 @@ import (
 
 	ipamapi "github.com/docker/go-plugins-helpers/ipam"
 
+	"github.com/ipvlan-bgp/ipvlan-bgp/api"
 	"github.com/ipvlan-bgp/ipvlan-bgp/store"
 )
 
@@ -86,12 +87,12 @@ func (a *IPAM) lostPool(space string, prefix, sub netip.Prefix) *pool {
 // other pools. prefix is the zero Prefix when a pool is to be carved.
 func parsePoolRequest(req *ipamapi.RequestPoolRequest) (space string, prefix, sub netip.Prefix, err error) {
 	switch req.AddressSpace {
-	case "", LocalAddressSpace:
-		space = LocalAddressSpace
-	case GlobalAddressSpace:
-		space = GlobalAddressSpace
+	case "", api.LocalAddressSpace:
+		space = api.LocalAddressSpace
+	case api.GlobalAddressSpace:
+		space = api.GlobalAddressSpace
 	default:
-		return "", prefix, sub, invalid(fieldSpace, req.AddressSpace, "not an address space of this driver (%s or %s)", LocalAddressSpace, GlobalAddressSpace)
+		return "", prefix, sub, invalid(fieldSpace, req.AddressSpace, "not an address space of this driver (%s or %s)", api.LocalAddressSpace, api.GlobalAddressSpace)
 	}
 	if len(req.Options) > 0 {
 		keys := slices.Sorted(maps.Keys(req.Options))
@@ -324,8 +325,8 @@ func (a *IPAM) poolByID(id string) (*pool, error) {
 		return p, nil
 	}
 	space, prefix, ok := strings.Cut(id, "/")
-	if _, err := netip.ParsePrefix(prefix); !ok || err != nil || (space != LocalAddressSpace && space != GlobalAddressSpace) {
-		return nil, invalid(fieldPoolID, id, "not a pool ID of this driver (%s/<subnet>)", LocalAddressSpace)
+	if _, err := netip.ParsePrefix(prefix); !ok || err != nil || (space != api.LocalAddressSpace && space != api.GlobalAddressSpace) {
+		return nil, invalid(fieldPoolID, id, "not a pool ID of this driver (%s/<subnet>)", api.LocalAddressSpace)
 	}
 	return nil, &Error{Kind: ErrUnknownPool, Field: fieldPoolID, Value: id, Reason: "no such pool on this host (released already?)"}
 }

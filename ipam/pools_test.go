@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	ipamapi "github.com/docker/go-plugins-helpers/ipam"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/api"
 )
 
 func TestRequestPool(t *testing.T) {
@@ -23,7 +25,7 @@ func TestRequestPool(t *testing.T) {
 			want: want{"ipvlan-bgp-local/10.244.0.0/16", "10.244.0.0/16", "10.244.0.0/16"}},
 		{name: "v6 subnet", req: ipamapi.RequestPoolRequest{Pool: "2001:db8:1::/64", V6: true},
 			want: want{"ipvlan-bgp-local/2001:db8:1::/64", "2001:db8:1::/64", "2001:db8:1::/64"}},
-		{name: "global space", req: ipamapi.RequestPoolRequest{AddressSpace: GlobalAddressSpace, Pool: "10.1.0.0/24"},
+		{name: "global space", req: ipamapi.RequestPoolRequest{AddressSpace: api.GlobalAddressSpace, Pool: "10.1.0.0/24"},
 			want: want{"ipvlan-bgp-global/10.1.0.0/24", "10.1.0.0/24", "10.1.0.0/24"}},
 		{name: "v4 ip-range", req: ipamapi.RequestPoolRequest{Pool: "10.244.0.0/16", SubPool: "10.244.3.0/24"},
 			want: want{"ipvlan-bgp-local/10.244.0.0/16", "10.244.0.0/16", "10.244.3.0/24"}},
@@ -70,7 +72,7 @@ func TestRequestPool(t *testing.T) {
 		{name: "unknown options", req: ipamapi.RequestPoolRequest{Pool: "10.0.0.0/24", Options: map[string]string{"foo": "1", "bar": ""}},
 			errParts: []string{`--ipam-opt "bar,foo"`, "unknown"}},
 		{name: "unknown address space", req: ipamapi.RequestPoolRequest{AddressSpace: "default", Pool: "10.0.0.0/24"},
-			errParts: []string{`AddressSpace "default"`, LocalAddressSpace}},
+			errParts: []string{`AddressSpace "default"`, api.LocalAddressSpace}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, Config{LocalRanges: prefixes(tc.local...), DefaultPools: prefixes("10.248.0.0/16", "fd0c:248::/48")})
@@ -112,7 +114,7 @@ func TestRequestPoolOverlap(t *testing.T) {
 		{ipamapi.RequestPoolRequest{Pool: "10.1.0.0/16", SubPool: "10.1.1.0/24"}, "10.1.0.0/16"},
 		{ipamapi.RequestPoolRequest{Pool: "10.0.0.0/8"}, "10.1.0.0/16"},
 		{ipamapi.RequestPoolRequest{Pool: "10.1.200.0/24"}, "10.1.0.0/16"},
-		{ipamapi.RequestPoolRequest{Pool: "10.1.5.0/24", AddressSpace: GlobalAddressSpace}, "10.1.0.0/16"},
+		{ipamapi.RequestPoolRequest{Pool: "10.1.5.0/24", AddressSpace: api.GlobalAddressSpace}, "10.1.0.0/16"},
 		{ipamapi.RequestPoolRequest{Pool: "2001:db8:0:1::/64", V6: true}, "2001:db8::/48"},
 		{ipamapi.RequestPoolRequest{Pool: "2001:db8::/32", V6: true}, "2001:db8::/48"},
 		{ipamapi.RequestPoolRequest{Pool: "10.2.0.0/16"}, ""},
@@ -169,7 +171,7 @@ func TestCarveDefaults(t *testing.T) {
 				return
 			}
 			// A released pool is carved again.
-			id := poolID(LocalAddressSpace, netip.MustParsePrefix(tc.want[0]))
+			id := poolID(api.LocalAddressSpace, netip.MustParsePrefix(tc.want[0]))
 			if err := f.a.ReleasePool(context.Background(), &ipamapi.ReleasePoolRequest{PoolID: id}); err != nil {
 				t.Fatal(err)
 			}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	ipamapi "github.com/docker/go-plugins-helpers/ipam"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/api"
 )
 
 // users is what a network driver would say about its networks and
@@ -78,7 +80,7 @@ func TestRequestPoolAgain(t *testing.T) {
 	f := newFixture(t, Config{LocalRanges: prefixes("10.244.1.0/24")})
 	u := newUsers()
 	f.a.SetUsers(u)
-	req := ipamapi.RequestPoolRequest{AddressSpace: LocalAddressSpace, Pool: "10.244.0.0/16"}
+	req := ipamapi.RequestPoolRequest{AddressSpace: api.LocalAddressSpace, Pool: "10.244.0.0/16"}
 	first, err := f.requestPool(req)
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +93,7 @@ func TestRequestPoolAgain(t *testing.T) {
 	if err != nil || again.PoolID != first.PoolID || again.Pool != first.Pool {
 		t.Fatalf("the same request after a restart: %+v, %v; want %+v", again, err, first)
 	}
-	_, err = f.requestPool(ipamapi.RequestPoolRequest{AddressSpace: LocalAddressSpace, Pool: "10.244.0.0/16", SubPool: "10.244.1.0/25"})
+	_, err = f.requestPool(ipamapi.RequestPoolRequest{AddressSpace: api.LocalAddressSpace, Pool: "10.244.0.0/16", SubPool: "10.244.1.0/25"})
 	checkErr(t, err, ErrInUse, "overlaps pool 10.244.0.0/16")
 	u.use("10.244.0.0/16")
 	_, err = f.requestPool(req)

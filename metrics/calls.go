@@ -2,12 +2,10 @@ package metrics
 
 import (
 	"errors"
-	"os"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/ipvlan-bgp/ipvlan-bgp/store"
 )
@@ -70,34 +68,21 @@ func (c *Calls) CountError(err error) {
 	}
 }
 
-// errorSource tells where an error came from by what it wraps: the store's
-// own sentinel, bbolt's errors and file errors are the store's; a bare
-// errno is the kernel answering a netlink request (file operations wrap
-// theirs in *os.PathError).
+// errorSource tells where an error came from by what it wraps: the store
+// knows its own (store.IsError); a bare errno is the kernel answering a
+// netlink request (file operations wrap theirs in *os.PathError, which
+// the store counts as its own).
 func errorSource(err error) string {
-	var pathErr *os.PathError
 	var errno syscall.Errno
 	switch {
 	case err == nil:
 		return ""
-	case errors.Is(err, store.ErrCorrupt), errors.As(err, &pathErr), isBoltError(err):
+	case store.IsError(err):
 		return SourceStore
 	case errors.As(err, &errno):
 		return SourceNetlink
 	}
 	return ""
-}
-
-func isBoltError(err error) bool {
-	for _, e := range []error{
-		bolterrors.ErrDatabaseNotOpen, bolterrors.ErrInvalid, bolterrors.ErrChecksum, bolterrors.ErrTimeout,
-		bolterrors.ErrTxClosed, bolterrors.ErrDatabaseReadOnly, bolterrors.ErrTxNotWritable,
-	} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
 }
 
 func (c *Calls) Describe(ch chan<- *prometheus.Desc) {

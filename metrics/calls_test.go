@@ -7,8 +7,6 @@ import (
 	"syscall"
 	"testing"
 
-	bolterrors "go.etcd.io/bbolt/errors"
-
 	"github.com/ipvlan-bgp/ipvlan-bgp/store"
 )
 
@@ -21,7 +19,6 @@ func TestErrorSource(t *testing.T) {
 		{"none", nil, ""},
 		{"user error", errors.New(`option "mtu": not a number`), ""},
 		{"corrupt state", fmt.Errorf("load: %w", store.ErrCorrupt), SourceStore},
-		{"bbolt", fmt.Errorf("put endpoints/x: %w", bolterrors.ErrDatabaseNotOpen), SourceStore},
 		{"file", fmt.Errorf("open: %w", &os.PathError{Op: "open", Path: "/state/x", Err: syscall.EACCES}), SourceStore},
 		{"netlink", fmt.Errorf("create ipvlan link ipb-1 on eth0: %w", syscall.EOPNOTSUPP), SourceNetlink},
 	}

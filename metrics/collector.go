@@ -7,51 +7,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
-	"github.com/ipvlan-bgp/ipvlan-bgp/bgp"
-	"github.com/ipvlan-bgp/ipvlan-bgp/driver"
-	"github.com/ipvlan-bgp/ipvlan-bgp/fib"
-	"github.com/ipvlan-bgp/ipvlan-bgp/ipam"
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/observe"
 )
-
-// Sources are the parts of the plugin the collector reads at scrape time.
-// A nil source's metrics are left out.
-type Sources struct {
-	Driver  Driver
-	IPAM    Pools
-	Speaker Speaker
-	Kernel  Kernel
-}
-
-// Driver is the network driver's read-only side (*driver.Driver).
-type Driver interface {
-	Networks() []driver.Network
-	Endpoints() []driver.Endpoint
-	RouteBudget() driver.BudgetStatus
-	Traffic(ctx context.Context) ([]driver.EndpointTraffic, error)
-}
-
-// Pools is the IPAM driver's read-only side (*ipam.IPAM).
-type Pools interface {
-	Pools(ctx context.Context) ([]ipam.PoolUsage, error)
-}
-
-// Speaker is the BGP speaker's read-only side (*bgp.Speaker).
-type Speaker interface {
-	Status(ctx context.Context) (bgp.Status, error)
-}
-
-// Kernel is the table of routes learned from peers (*fib.Table).
-type Kernel interface {
-	Routes() []fib.Route
-}
 
 // scrapeTimeout bounds the slow reads of one scrape (BGP peer list,
 // netlink), below Prometheus' default scrape timeout of 10 s.
 const scrapeTimeout = 5 * time.Second
-
-// sessionStates are the values of the state label of
-// ipvlan_bgp_peer_session_state, one series each (a Prometheus state set).
-var sessionStates = []string{"idle", "connect", "active", "opensent", "openconfirm", "established"}
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
 	return prometheus.NewDesc(prometheus.BuildFQName(namespace, "", name), help, labels, nil)
@@ -88,11 +49,13 @@ var (
 
 // collector reads the sources at every scrape.
 type collector struct {
-	src Sources
+	src observe.Sources
 	log *logrus.Entry
 }
 
-func newCollector(src Sources, log *logrus.Entry) *collector { return &collector{src: src, log: log} }
+func newCollector(src observe.Sources, log *logrus.Entry) *collector {
+	return &collector{src: src, log: log}
+}
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{

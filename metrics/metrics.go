@@ -19,6 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sirupsen/logrus"
 
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/logs"
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/observe"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/unixsock"
 )
 
@@ -36,10 +38,8 @@ type Metrics struct {
 // first (NewCalls) so that the API server counts calls from its first one,
 // before the sources exist. A nil source's metrics are left out (BGP off:
 // no peer metrics).
-func New(sources Sources, calls *Calls, log *logrus.Entry) *Metrics {
-	if log == nil {
-		log = logrus.NewEntry(logrus.StandardLogger())
-	}
+func New(sources observe.Sources, calls *Calls, log *logrus.Entry) *Metrics {
+	log = logs.For(log, "metrics")
 	m := &Metrics{registry: prometheus.NewRegistry(), log: log}
 	m.registry.MustRegister(
 		newCollector(sources, log),

@@ -23,6 +23,7 @@ import (
 	"github.com/ipvlan-bgp/ipvlan-bgp/driver"
 	"github.com/ipvlan-bgp/ipvlan-bgp/fib"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/dockertest"
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/observe"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/testnet"
 	"github.com/ipvlan-bgp/ipvlan-bgp/ipam"
@@ -75,7 +76,7 @@ func newPlugin(t testing.TB, budget int) *plugin {
 	p := &plugin{api: api.NewServer(log), kernel: kernel}
 	calls := NewCalls()
 	p.api.SetObserver(calls)
-	p.metrics = New(Sources{Driver: d, IPAM: pools, Kernel: kernel}, calls, log)
+	p.metrics = New(observe.Sources{Driver: d, IPAM: pools, Kernel: kernel}, calls, log)
 	p.api.Ready(d, pools)
 	p.docker = dockertest.InProcess(p.api.Handler())
 	return p
@@ -185,8 +186,9 @@ func TestScrapeMatchesWhatDockerDid(t *testing.T) {
 		t.Fatal("CreateEndpoint on an unknown network succeeded")
 	}
 	nexthop := []fib.Nexthop{{Addr: netip.MustParseAddr("10.50.0.2")}}
-	if err := p.kernel.Replace(context.Background(), netip.MustParsePrefix("10.99.0.0/24"), nexthop); err != nil {
-		t.Fatal(err)
+	route := fib.Route{Prefix: netip.MustParsePrefix("10.99.0.0/24"), Nexthops: nexthop}
+	if refused, err := p.kernel.ReplaceBatch(context.Background(), []fib.Route{route}); err != nil || len(refused) > 0 {
+		t.Fatalf("ReplaceBatch: %v, refused %v", err, refused)
 	}
 
 	m := p.scrape(t)

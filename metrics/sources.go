@@ -7,16 +7,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ipvlan-bgp/ipvlan-bgp/bgp"
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/dockerid"
 )
-
-// shortID is the 12-character form of a Docker ID the docker CLI shows, so
-// label values can be pasted into `docker network inspect`.
-func shortID(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
-}
 
 func (c *collector) collectNetworks(ch chan<- prometheus.Metric) {
 	networks := c.src.Driver.Networks()
@@ -46,7 +38,7 @@ func (c *collector) collectNetworks(ch chan<- prometheus.Metric) {
 		}
 	}
 	for _, n := range networks {
-		id := shortID(n.ID)
+		id := dockerid.Short(n.ID)
 		gauge(ch, descAnnounced, float64(announced[n.ID]), id)
 		gauge(ch, descEndpoints, float64(endpoints[n.ID].joined), id, "true")
 		gauge(ch, descEndpoints, float64(endpoints[n.ID].waiting), id, "false")
@@ -61,7 +53,7 @@ func (c *collector) collectNetworks(ch chan<- prometheus.Metric) {
 func (c *collector) collectTraffic(ctx context.Context, ch chan<- prometheus.Metric) error {
 	traffic, err := c.src.Driver.Traffic(ctx)
 	for _, t := range traffic {
-		labels := []string{shortID(t.Network), shortID(t.Endpoint), t.Sandbox}
+		labels := []string{dockerid.Short(t.Network), dockerid.Short(t.Endpoint), t.Sandbox}
 		counter(ch, descRxBytes, float64(t.RxBytes), labels...)
 		counter(ch, descRxPackets, float64(t.RxPackets), labels...)
 		counter(ch, descTxBytes, float64(t.TxBytes), labels...)
@@ -84,8 +76,10 @@ func (c *collector) collectSpeaker(ctx context.Context, ch chan<- prometheus.Met
 	gauge(ch, descSpeakerUp, boolValue(st.Running))
 	gauge(ch, descLocalPrefixes, float64(st.Announced))
 	for _, p := range st.Peers {
-		gauge(ch, descPeerUp, boolValue(p.State == "established"), p.Address, p.Interface, strconv.FormatUint(uint64(p.RemoteAS), 10))
-		for _, state := range sessionStates {
+		gauge(ch, descPeerUp, boolValue(p.State == bgp.SessionEstablished), p.Address, p.Interface, strconv.FormatUint(uint64(p.RemoteAS), 10))
+		// ipvlan_bgp_peer_session_state: one series per state (a
+		// Prometheus state set).
+		for _, state := range bgp.SessionStates {
 			gauge(ch, descPeerState, boolValue(p.State == state), p.Address, state)
 		}
 		gauge(ch, descPeerUptime, p.Uptime.Seconds(), p.Address)

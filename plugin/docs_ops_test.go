@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/logs"
 )
 
 const operations = "../docs/operations.md"
@@ -33,5 +35,13 @@ func TestDocsSecurityModel(t *testing.T) {
 	slices.Sort(got)
 	if !slices.Equal(got, want) {
 		t.Errorf("operations.md's privileges %q; config.json asks for %q", got, want)
+	}
+}
+
+// TestLogsComponentConst: the constant logKeys takes for the field
+// internal/logs.For sets is "component".
+func TestLogsComponentConst(t *testing.T) {
+	if logs.Component != "component" {
+		t.Fatalf("logs.Component = %q; logKeys takes it for \"component\"", logs.Component)
 	}
 }

@@ -133,8 +133,8 @@ func mapHasValue(m map[string]string, v string) bool {
 }
 
 // errorWrappers are the error types' formats around a reason, as regular
-// expressions capturing the reason: driver.OptionError, the plugin's
-// settingError, bgpconfig.ConfigError and ipam.Error.
+// expressions capturing the reason: badvalue.Error of the driver's options,
+// of the plugin's settings and of the BGP settings, and ipam.Error.
 var errorWrappers = []*regexp.Regexp{
 	regexp.MustCompile(`^ipvlan-bgp: option [^=]+="(?:[^"\\]|\\.)*": (.+)$`),
 	regexp.MustCompile(`^setting [A-Z0-9_]+="(?:[^"\\]|\\.)*": (.+)$`),
@@ -639,7 +639,7 @@ func logKeys(t *testing.T) map[string]bool {
 	for _, k := range gobgpFields {
 		keys[gobgpFieldName(k)] = true
 	}
-	for _, dir := range []string{"../driver", "../ipam", "../bgp", "../fib", "../store", "../api", "../metrics", "../status", "../internal/route", "."} {
+	for _, dir := range []string{"../driver", "../ipam", "../bgp", "../fib", "../store", "../api", "../metrics", "../status", "../internal/route", "../internal/logs", "../internal/observe", "."} {
 		for _, file := range goFiles(t, dir) {
 			ast.Inspect(file, func(n ast.Node) bool {
 				switch n := n.(type) {
@@ -658,6 +658,8 @@ func logKeys(t *testing.T) map[string]bool {
 						delete(keys, s)
 					} else if s, ok := foldString(n.Args[0]); ok && name == "WithField" {
 						keys[s] = true
+					} else if name == "WithField" && isFieldConst(n.Args[0], "Component") {
+						keys["component"] = true // internal/logs.For's field
 					}
 				case *ast.CompositeLit:
 					if sel, ok := n.Type.(*ast.SelectorExpr); ok && sel.Sel.Name == "Fields" {
@@ -683,6 +685,18 @@ func logKeys(t *testing.T) map[string]bool {
 		}
 	}
 	return keys
+}
+
+// isFieldConst reports whether e names the constant name (Component, or
+// logs.Component), whose value TestLogsComponentConst checks.
+func isFieldConst(e ast.Expr, name string) bool {
+	switch e := e.(type) {
+	case *ast.Ident:
+		return e.Name == name
+	case *ast.SelectorExpr:
+		return e.Sel.Name == name
+	}
+	return false
 }
 
 // gobgpFields are the keys GoBGP's own log lines carry (its Peer Up, Peer

@@ -23,6 +23,7 @@ import (
 	"github.com/ipvlan-bgp/ipvlan-bgp/driver"
 	"github.com/ipvlan-bgp/ipvlan-bgp/fib"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/failpoint"
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/logs"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 	"github.com/ipvlan-bgp/ipvlan-bgp/ipam"
 	"github.com/ipvlan-bgp/ipvlan-bgp/metrics"
@@ -59,7 +60,7 @@ func run(ctx context.Context, getenv func(string) string, logOut io.Writer) erro
 	if err != nil {
 		return err
 	}
-	server := api.NewServer(log.WithField("component", "api"))
+	server := api.NewServer(log)
 	// Counted from the first call, before the drivers exist.
 	calls := metrics.NewCalls()
 	server.SetObserver(calls)
@@ -101,7 +102,7 @@ func newLogger(cfg config, out io.Writer) *logrus.Entry {
 		level = logrus.InfoLevel
 	}
 	log.SetLevel(level)
-	return logrus.NewEntry(log)
+	return logs.For(logrus.NewEntry(log), "plugin")
 }
 
 // plugin is everything start built, for a clean stop.
@@ -150,7 +151,7 @@ func start(ctx context.Context, cfg config, cfgErr error, getenv func(string) st
 	p.ipam, err = ipam.New(ipam.Config{
 		Store: db, DefaultPools: cfg.defaultPools, DefaultV4Len: cfg.defaultV4Len,
 		DefaultV6Len: cfg.defaultV6Len, LocalRanges: cfg.localRanges, ClaimWindow: cfg.claimWindow,
-		Log: log.WithField("component", "ipam"),
+		Log: log,
 	})
 	if err != nil {
 		cancel()
@@ -165,7 +166,7 @@ func start(ctx context.Context, cfg config, cfgErr error, getenv func(string) st
 		announcer = p.speaker
 	}
 	p.driver, err = driver.New(driver.Config{
-		Store: db, Announcer: announcer, Ranges: p.ipam, Log: log.WithField("component", "driver"),
+		Store: db, Announcer: announcer, Ranges: p.ipam, Log: log,
 		RouteBudget: cfg.routeBudget, BudgetFallback: cfg.budgetFallback,
 	})
 	if err != nil {
@@ -213,16 +214,16 @@ func newSpeaker(getenv func(string) string, log *logrus.Entry) (*bgp.Speaker, *f
 	if err != nil {
 		return nil, nil, false, err
 	}
-	table, err := fib.New(fib.Config{Log: log.WithField("component", "fib")})
+	table, err := fib.New(fib.Config{Log: log})
 	if err != nil {
 		return nil, nil, false, fmt.Errorf("open kernel route table: %w", err)
 	}
-	connected, err := fib.NewConnected(log.WithField("component", "fib"))
+	connected, err := fib.NewConnected(log)
 	if err != nil {
 		table.Close()
 		return nil, nil, false, err
 	}
-	speaker := bgp.NewSpeaker(cfg, bgp.Options{Kernel: table, Connected: connected, Log: log.WithField("component", "bgp")})
+	speaker := bgp.NewSpeaker(cfg, bgp.Options{Kernel: table, Connected: connected, Log: log})
 	return speaker, table, cfg.GracefulRestart.Enabled, nil
 }
 

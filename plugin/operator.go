@@ -8,14 +8,15 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/observe"
 	"github.com/ipvlan-bgp/ipvlan-bgp/metrics"
 	"github.com/ipvlan-bgp/ipvlan-bgp/status"
 )
 
 // sources are the plugin's parts the metrics and the status view read. A
 // part that is off stays a nil interface, not a typed nil pointer.
-func (p *plugin) sources() metrics.Sources {
-	src := metrics.Sources{Driver: p.driver, IPAM: p.ipam}
+func (p *plugin) sources() observe.Sources {
+	src := observe.Sources{Driver: p.driver, IPAM: p.ipam}
 	if p.speaker != nil {
 		src.Speaker = p.speaker
 	}
@@ -31,13 +32,13 @@ func (p *plugin) sources() metrics.Sources {
 func (p *plugin) serveOperatorViews(cfg config, calls *metrics.Calls, log *logrus.Entry) {
 	src := p.sources()
 	if cfg.metricsAddress != "" {
-		mlog := log.WithField("component", "metrics")
+		mlog := log.WithField("serving", "metrics")
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", metrics.New(src, calls, mlog).Handler())
 		p.serveHTTP(cfg.metricsAddress, mux, mlog)
 	}
 	if cfg.statusSocket != "" {
-		slog := log.WithField("component", "status")
+		slog := log.WithField("serving", "status")
 		p.serveHTTP("unix:"+cfg.statusSocket, status.Handler(src, slog), slog)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ipvlan-bgp/ipvlan-bgp/driver"
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/badvalue"
 )
 
 // A setting is one plugin setting: an Env entry of config.json that
@@ -56,12 +57,8 @@ type config struct {
 
 // settingError names the setting, its value and why it was refused: this is
 // what an operator sees after a bad `docker plugin set`.
-type settingError struct {
-	name, value, reason string
-}
-
-func (e *settingError) Error() string {
-	return fmt.Sprintf("setting %s=%q: %s", e.name, e.value, e.reason)
+func settingError(name, value, reason string) error {
+	return &badvalue.Error{Kind: "setting", Name: name, Value: value, Reason: reason}
 }
 
 // loadConfig reads every setting through getenv, falling back to defaults.
@@ -84,7 +81,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 		socket:    get("SOCKET"),
 	}
 	if cfg.logFormat != "text" && cfg.logFormat != "json" {
-		return cfg, &settingError{"LOG_FORMAT", cfg.logFormat, "want text or json"}
+		return cfg, settingError("LOG_FORMAT", cfg.logFormat, "want text or json")
 	}
 	var err error
 	if cfg.defaultPools, err = prefixList("IPAM_DEFAULT_POOLS", get("IPAM_DEFAULT_POOLS")); err != nil {
@@ -101,7 +98,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	window := get("IPAM_CLAIM_WINDOW")
 	if seconds, err := strconv.Atoi(window); err != nil || seconds < 1 || seconds > 3600 {
-		return cfg, &settingError{"IPAM_CLAIM_WINDOW", window, "want seconds from 1 to 3600"}
+		return cfg, settingError("IPAM_CLAIM_WINDOW", window, "want seconds from 1 to 3600")
 	} else {
 		cfg.claimWindow = time.Duration(seconds) * time.Second
 	}
@@ -118,17 +115,10 @@ func loadOperatorSettings(cfg *config, get func(string) string) error {
 	if cfg.statusSocket = get("STATUS_SOCKET"); cfg.statusSocket == "none" {
 		cfg.statusSocket = ""
 	} else if !filepath.IsAbs(cfg.statusSocket) {
-		return &settingError{"STATUS_SOCKET", cfg.statusSocket, "want an absolute path, or none"}
+		return settingError("STATUS_SOCKET", cfg.statusSocket, "want an absolute path, or none")
 	}
-	budget := get("ROUTE_BUDGET")
-	if cfg.routeBudget, err = strconv.Atoi(budget); err != nil || cfg.routeBudget < 0 {
-		return &settingError{"ROUTE_BUDGET", budget, "want a number of routes, 0 for no limit"}
-	}
-	cfg.budgetFallback = driver.BudgetFallback(get("ROUTE_BUDGET_FALLBACK"))
-	if cfg.budgetFallback != driver.FallbackRefuse && cfg.budgetFallback != driver.FallbackSubnet {
-		return &settingError{"ROUTE_BUDGET_FALLBACK", string(cfg.budgetFallback), "want refuse or subnet"}
-	}
-	return nil
+	cfg.routeBudget, cfg.budgetFallback, err = driver.ParseBudget(get("ROUTE_BUDGET"), get("ROUTE_BUDGET_FALLBACK"))
+	return err
 }
 
 // metricsAddress checks METRICS_ADDRESS: unix:/absolute/path or HOST:PORT.
@@ -138,12 +128,12 @@ func metricsAddress(value string) (string, error) {
 	}
 	if path, ok := strings.CutPrefix(value, "unix:"); ok {
 		if !filepath.IsAbs(path) {
-			return "", &settingError{"METRICS_ADDRESS", value, "a unix socket needs an absolute path (unix:/state/metrics.sock)"}
+			return "", settingError("METRICS_ADDRESS", value, "a unix socket needs an absolute path (unix:/state/metrics.sock)")
 		}
 		return value, nil
 	}
 	if _, port, err := net.SplitHostPort(value); err != nil || port == "" {
-		return "", &settingError{"METRICS_ADDRESS", value, "want unix:PATH or HOST:PORT (127.0.0.1:9475)"}
+		return "", settingError("METRICS_ADDRESS", value, "want unix:PATH or HOST:PORT (127.0.0.1:9475)")
 	}
 	return value, nil
 }
@@ -157,10 +147,10 @@ func prefixList(name, value string) ([]netip.Prefix, error) {
 		}
 		p, err := netip.ParsePrefix(item)
 		if err != nil {
-			return nil, &settingError{name, value, fmt.Sprintf("%q is not a CIDR prefix", item)}
+			return nil, settingError(name, value, fmt.Sprintf("%q is not a CIDR prefix", item))
 		}
 		if p != p.Masked() {
-			return nil, &settingError{name, value, fmt.Sprintf("%q has host bits set (did you mean %s?)", item, p.Masked())}
+			return nil, settingError(name, value, fmt.Sprintf("%q has host bits set (did you mean %s?)", item, p.Masked()))
 		}
 		out = append(out, p)
 	}
@@ -170,7 +160,7 @@ func prefixList(name, value string) ([]netip.Prefix, error) {
 func prefixLen(name, value string, lo, hi int) (int, error) {
 	n, err := strconv.Atoi(value)
 	if err != nil || n < lo || n > hi {
-		return 0, &settingError{name, value, fmt.Sprintf("want a prefix length from %d to %d", lo, hi)}
+		return 0, settingError(name, value, fmt.Sprintf("want a prefix length from %d to %d", lo, hi))
 	}
 	return n, nil
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	bgpconfig "github.com/ipvlan-bgp/ipvlan-bgp/bgp/config"
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/badvalue"
 )
 
 type manifest struct {
@@ -99,8 +100,8 @@ func TestBadSettingsNameThemselves(t *testing.T) {
 				}
 				return ""
 			})
-			var se *settingError
-			if !errors.As(err, &se) || se.name != tt.name || !strings.Contains(err.Error(), tt.want) {
+			var se *badvalue.Error
+			if !errors.As(err, &se) || se.Name != tt.name || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error %v, want a setting error naming %s saying %q", err, tt.name, tt.want)
 			}
 		})

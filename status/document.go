@@ -12,13 +12,9 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/observe"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
-	"github.com/ipvlan-bgp/ipvlan-bgp/metrics"
 )
-
-// Sources are the parts of the plugin the document is built from; a nil
-// source leaves its section empty (BGP off: no BGP section).
-type Sources = metrics.Sources
 
 // Document is what the status socket answers.
 type Document struct {
@@ -104,7 +100,7 @@ type Route struct {
 const readTimeout = 5 * time.Second
 
 // Build reads every source into a document.
-func Build(ctx context.Context, src Sources) Document {
+func Build(ctx context.Context, src observe.Sources) Document {
 	ctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
 	doc := Document{Networks: []Network{}, Endpoints: []Endpoint{}, Pools: []Pool{}, Routes: []Route{}}
@@ -134,24 +130,24 @@ func Build(ctx context.Context, src Sources) Document {
 	return doc
 }
 
-func (doc *Document) addDriver(d metrics.Driver) {
+func (doc *Document) addDriver(d observe.Driver) {
 	for _, n := range d.Networks() {
 		doc.Networks = append(doc.Networks, Network{
 			ID: n.ID, Parent: n.Parent, Mode: n.Mode, Announce: n.Announce,
-			Subnets: prefixStrings(n.Pools), Announced: advertStrings(n.Announced),
+			Subnets: prefixStrings(n.Pools), Announced: route.Prefixes(n.Announced),
 		})
 	}
 	for _, ep := range d.Endpoints() {
 		doc.Endpoints = append(doc.Endpoints, Endpoint{
 			ID: ep.ID, Network: ep.NetworkID, Addresses: prefixStrings(ep.Addresses), Interface: ep.Interface,
-			Sandbox: ep.Sandbox, Joined: ep.Joined, Fallback: ep.Fallback, Announced: advertStrings(ep.Announced),
+			Sandbox: ep.Sandbox, Joined: ep.Joined, Fallback: ep.Fallback, Announced: route.Prefixes(ep.Announced),
 		})
 	}
 	b := d.RouteBudget()
 	doc.Budget = Budget{Limit: b.Limit, Used: b.Used, Fallback: string(b.Fallback), Refused: b.Refused, FellBack: b.FellBack}
 }
 
-func (doc *Document) addPools(ctx context.Context, p metrics.Pools) {
+func (doc *Document) addPools(ctx context.Context, p observe.Pools) {
 	pools, err := p.Pools(ctx)
 	if err != nil {
 		doc.Errors = append(doc.Errors, "ipam: "+err.Error())
@@ -164,7 +160,7 @@ func (doc *Document) addPools(ctx context.Context, p metrics.Pools) {
 }
 
 // addBGP adds the BGP section and returns the speaker's warnings.
-func (doc *Document) addBGP(ctx context.Context, s metrics.Speaker) []string {
+func (doc *Document) addBGP(ctx context.Context, s observe.Speaker) []string {
 	st, err := s.Status(ctx)
 	if err != nil {
 		doc.Errors = append(doc.Errors, "bgp: "+err.Error())
@@ -183,14 +179,6 @@ func prefixStrings(prefixes []netip.Prefix) []string {
 	out := make([]string, len(prefixes))
 	for i, p := range prefixes {
 		out[i] = p.String()
-	}
-	return out
-}
-
-func advertStrings(adverts []route.Advert) []string {
-	out := make([]string, len(adverts))
-	for i, a := range adverts {
-		out[i] = a.Prefix.String()
 	}
 	return out
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/dockerid"
 )
 
 // Render prints the document as plain-text tables, one section each, with
@@ -17,7 +19,7 @@ func Render(w io.Writer, doc Document) error {
 	renderBudget(tw, doc.Budget)
 	section(tw, "NETWORKS", "NETWORK\tPARENT\tMODE\tANNOUNCE\tSUBNETS\tANNOUNCED", len(doc.Networks), func(i int) string {
 		n := doc.Networks[i]
-		return row(short(n.ID), n.Parent, n.Mode, n.Announce, list(n.Subnets), list(n.Announced))
+		return row(dockerid.Short(n.ID), n.Parent, n.Mode, n.Announce, list(n.Subnets), list(n.Announced))
 	})
 	section(tw, "ENDPOINTS", "ENDPOINT\tNETWORK\tADDRESSES\tINTERFACE\tSANDBOX\tJOINED\tANNOUNCED", len(doc.Endpoints), func(i int) string {
 		ep := doc.Endpoints[i]
@@ -25,7 +27,7 @@ func Render(w io.Writer, doc Document) error {
 		if ep.Fallback {
 			announced += " (route budget: via subnet)"
 		}
-		return row(short(ep.ID), short(ep.Network), list(ep.Addresses), ep.Interface, dash(ep.Sandbox), yesNo(ep.Joined), announced)
+		return row(dockerid.Short(ep.ID), dockerid.Short(ep.Network), list(ep.Addresses), ep.Interface, dash(ep.Sandbox), yesNo(ep.Joined), announced)
 	})
 	section(tw, "POOLS", "POOL\tRANGE\tGATEWAY\tALLOCATED\tFREE", len(doc.Pools), func(i int) string {
 		p := doc.Pools[i]
@@ -110,11 +112,4 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
-}
-
-func short(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }

@@ -10,6 +10,8 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/logs"
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/observe"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/unixsock"
 )
 
@@ -21,7 +23,8 @@ const path = "/status"
 const maxDocument = 64 << 20
 
 // Handler answers GET /status with the document built from src.
-func Handler(src Sources, log *logrus.Entry) http.Handler {
+func Handler(src observe.Sources, log *logrus.Entry) http.Handler {
+	log = logs.For(log, "status")
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+path, func(w http.ResponseWriter, r *http.Request) {
 		doc := Build(r.Context(), src)

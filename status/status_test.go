@@ -16,11 +16,13 @@ import (
 	netapi "github.com/docker/go-plugins-helpers/network"
 	"github.com/sirupsen/logrus"
 
+	"github.com/ipvlan-bgp/ipvlan-bgp/api"
 	"github.com/ipvlan-bgp/ipvlan-bgp/driver"
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/observe"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/testnet"
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/unixsock"
 	"github.com/ipvlan-bgp/ipvlan-bgp/ipam"
-	"github.com/ipvlan-bgp/ipvlan-bgp/metrics"
 	"github.com/ipvlan-bgp/ipvlan-bgp/store"
 )
 
@@ -37,7 +39,7 @@ func quiet() *logrus.Entry {
 
 // state is a real driver and IPAM driver with two networks on a veth in
 // the test's namespace and a route budget of two.
-func state(t *testing.T) Sources {
+func state(t *testing.T) observe.Sources {
 	t.Helper()
 	testnet.RequireRoot(t)
 	testnet.Host.Exec(t, "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "peer0")
@@ -60,7 +62,7 @@ func state(t *testing.T) Sources {
 	for n, announce := range []string{"host", "subnet"} {
 		network := fmt.Sprintf("%d%s", n, strings.Repeat("a", 63))
 		subnet := fmt.Sprintf("10.%d.0.0/24", 30+n)
-		pool, err := pools.RequestPool(ctx, &ipamapi.RequestPoolRequest{AddressSpace: ipam.LocalAddressSpace, Pool: subnet})
+		pool, err := pools.RequestPool(ctx, &ipamapi.RequestPoolRequest{AddressSpace: api.LocalAddressSpace, Pool: subnet})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,13 +99,13 @@ func state(t *testing.T) Sources {
 			}
 		}
 	}
-	return Sources{Driver: d, IPAM: pools}
+	return observe.Sources{Driver: d, IPAM: pools}
 }
 
-func serve(t *testing.T, src Sources) string {
+func serve(t *testing.T, src observe.Sources) string {
 	t.Helper()
 	socket := filepath.Join(t.TempDir(), "status.sock")
-	l, err := metrics.Listen("unix:" + socket)
+	l, err := unixsock.Listen(socket, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}

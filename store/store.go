@@ -31,6 +31,28 @@ import (
 // can inspect or restore it.
 var ErrCorrupt = errors.New("state file is corrupt or unreadable")
 
+// IsError tells whether err came from the store: ErrCorrupt, one of
+// bbolt's errors, or a file error (the state file's, wrapped in
+// *os.PathError), for counting errors by source.
+func IsError(err error) bool {
+	if err == nil {
+		return false
+	}
+	var pathErr *os.PathError
+	if errors.Is(err, ErrCorrupt) || errors.As(err, &pathErr) {
+		return true
+	}
+	for _, e := range []error{
+		bolterrors.ErrDatabaseNotOpen, bolterrors.ErrInvalid, bolterrors.ErrChecksum, bolterrors.ErrTimeout,
+		bolterrors.ErrTxClosed, bolterrors.ErrDatabaseReadOnly, bolterrors.ErrTxNotWritable,
+	} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
 // DB is an open state file.
 type DB struct {
 	bolt *bolt.DB
@@ -220,22 +242,6 @@ func (t *Tx) Put(bucket, key string, v any) error {
 		return fmt.Errorf("put %s/%s: %w", bucket, key, err)
 	}
 	return nil
-}
-
-// Get decodes bucket/key into v and reports whether it was there.
-func (t *Tx) Get(bucket, key string, v any) (bool, error) {
-	b := t.tx.Bucket([]byte(bucket))
-	if b == nil {
-		return false, nil
-	}
-	raw := b.Get([]byte(key))
-	if raw == nil {
-		return false, nil
-	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		return true, fmt.Errorf("decode %s/%s: %w: %w", bucket, key, ErrCorrupt, err)
-	}
-	return true, nil
 }
 
 // Delete removes bucket/key; a missing key is not an error, so repeated

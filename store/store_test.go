@@ -6,7 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"syscall"
 	"testing"
+
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 type record struct {
@@ -219,4 +222,24 @@ func TestCloseTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = db.Close() // bbolt says the file is closed; nothing panics
+}
+
+func TestIsError(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"none", nil, false},
+		{"user error", errors.New(`option "mtu": not a number`), false},
+		{"corrupt state", fmt.Errorf("load: %w", ErrCorrupt), true},
+		{"bbolt", fmt.Errorf("put endpoints/x: %w", bolterrors.ErrDatabaseNotOpen), true},
+		{"file", fmt.Errorf("open: %w", &os.PathError{Op: "open", Path: "/state/x", Err: syscall.EACCES}), true},
+		{"errno", fmt.Errorf("create link: %w", syscall.EOPNOTSUPP), false},
+	}
+	for _, tt := range tests {
+		if got := IsError(tt.err); got != tt.want {
+			t.Errorf("%s: IsError(%v) = %v, want %v", tt.name, tt.err, got, tt.want)
+		}
+	}
 }

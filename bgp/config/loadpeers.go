@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/badvalue"
 )
 
 // envPeerKeys maps a peer setting's file key to the env var holding its
@@ -133,7 +135,7 @@ func ParseNeighbors(list string, base PeerSettings, localAS uint32) ([]Neighbor,
 			spec.Interface = host
 		}
 		n, err := NewNeighbor(spec, base, nil, localAS, func(string) string { return EnvNeighbors })
-		if cerr := (*ConfigError)(nil); errors.As(err, &cerr) {
+		if cerr := (*badvalue.Error)(nil); errors.As(err, &cerr) {
 			// Blame the whole item: "fd00:" alone would puzzle the reader.
 			return nil, badValue(EnvNeighbors, item, "%s", cerr.Reason)
 		} else if err != nil {

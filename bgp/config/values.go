@@ -8,22 +8,14 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/internal/badvalue"
 )
 
-// ConfigError is a bad setting: which one, the value given, and why. Its
-// text is what the operator sees, so it names the env var or file key.
-type ConfigError struct {
-	Setting string
-	Value   string
-	Reason  string
-}
-
-func (e *ConfigError) Error() string {
-	return fmt.Sprintf("%s=%q: %s", e.Setting, e.Value, e.Reason)
-}
-
-func badValue(setting, value, format string, args ...any) error {
-	return &ConfigError{Setting: setting, Value: value, Reason: fmt.Sprintf(format, args...)}
+// badValue is a bad setting, named as the operator wrote it: the env var
+// or the file key.
+func badValue(name, value, format string, args ...any) error {
+	return badvalue.Errorf("", name, value, format, args...)
 }
 
 func parseASN(setting, s string) (uint32, error) {

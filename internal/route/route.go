@@ -18,6 +18,16 @@ type Advert struct {
 	LargeCommunities []string // large communities, "GLOBAL:LOCAL1:LOCAL2"
 }
 
+// Prefixes lists the adverts' prefixes as text, for logs and the status
+// view.
+func Prefixes(adverts []Advert) []string {
+	out := make([]string, len(adverts))
+	for i, a := range adverts {
+		out[i] = a.Prefix.String()
+	}
+	return out
+}
+
 // Announcer is the BGP speaker as the network driver sees it. It is
 // declarative: Set replaces everything one owner (an endpoint or a network ID)
 // wants announced, and an empty list withdraws it. Set never blocks on BGP

@@ -189,7 +189,7 @@ EOF
 	[ -n "$ns" ] && pre=(ip netns exec "$ns")
 	"${pre[@]}" docker-registry serve "$dir/config.yml" \
 		>"$LAB_LOGS/registry${ns:+-$ns}.log" 2>&1 </dev/null &
-	if ! wait_for "${pre[*]} busybox wget -q -O /dev/null http://$addr/v2/" 30; then
+	if ! wait_for "${pre[*]} busybox wget -q -O /dev/null http://$addr/v2/" 120; then
 		tail -n 20 "$LAB_LOGS/registry${ns:+-$ns}.log"
 		fail "registry on $addr${ns:+ in $ns} not ready"
 	fi
@@ -225,9 +225,9 @@ start_frr() {
 			fail "FRR $d did not start in $ns"
 		fi
 		# zebra must accept on zserv.api before the others connect.
-		if [ "$d" = zebra ]; then wait_for "[ -S $dir/zserv.api ]" 20 || fail "zebra in $ns: no zserv socket"; fi
+		if [ "$d" = zebra ]; then wait_for "[ -S $dir/zserv.api ]" 60 || fail "zebra in $ns: no zserv socket"; fi
 	done
-	wait_for "vtysh_ns $ns 'show version'" 20 || fail "FRR in $ns: vtysh cannot connect"
+	wait_for "vtysh_ns $ns 'show version'" 60 || fail "FRR in $ns: vtysh cannot connect"
 	if ! vtysh --vty_socket "$dir" -f "$conf" >"$LAB_LOGS/frr-$ns-load.log" 2>&1; then
 		cat "$LAB_LOGS/frr-$ns-load.log"
 		fail "FRR in $ns rejected $conf"
@@ -254,7 +254,7 @@ start_bird() {
 		cat "$LAB_LOGS/bird-$ns.out"
 		fail "BIRD did not start in $ns"
 	fi
-	wait_for "birdc -s $dir/bird.ctl show status" 20 || fail "BIRD in $ns: birdc cannot connect"
+	wait_for "birdc -s $dir/bird.ctl show status" 60 || fail "BIRD in $ns: birdc cannot connect"
 }
 
 birdc_ns() {

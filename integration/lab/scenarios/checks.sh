@@ -3,19 +3,17 @@
 
 # wait_sessions: every host's sessions to its leaves are Established.
 wait_sessions() {
-	wait_for "vtysh_ns leaf1 'show bgp neighbors swp1 json' | jq -e '.swp1.bgpState == \"Established\"'" 90 ||
-		fail "host1's unnumbered session to leaf1 did not come up"
-	wait_for "birdc_ns leaf2 show protocols host2_v4 | grep -q Established" 90 ||
-		fail "host2's session to leaf2 (BIRD) did not come up"
-	wait_for "vtysh_ns leaf1 'show bgp neighbors 10.0.3.1 json' | jq -e '.[\"10.0.3.1\"].bgpState == \"Established\"'" 90 ||
-		fail "host3's session to leaf1 did not come up"
-	wait_for "birdc_ns leaf2 show protocols host3_v4 | grep -q Established" 90 ||
-		fail "host3's session to leaf2 did not come up"
-	wait_for "vtysh_ns leaf1 'show bgp neighbors 10.0.4.1 json' | jq -e '.[\"10.0.4.1\"].bgpState == \"Established\"'" 90 ||
-		fail "host4's session to leaf1 did not come up"
-	wait_for "birdc_ns leaf2 show protocols host4_v4 | grep -q Established" 90 ||
-		fail "host4's session to leaf2 did not come up"
-	pass "sessions Established: host1-leaf1 (unnumbered), host2-leaf2 (BIRD), host3 and host4 to both leaves"
+	local frr=("swp1|host1's unnumbered session" "10.0.3.1|host3's IPv4 session" "fd00:0:3::2|host3's IPv6 session"
+		"10.0.4.1|host4's IPv4 session" "fd00:0:5::2|host4's IPv6 session") n
+	for n in "${frr[@]}"; do
+		wait_for "vtysh_ns leaf1 'show bgp neighbors ${n%%|*} json' | jq -e '.[\"${n%%|*}\"].bgpState == \"Established\"'" 90 ||
+			fail "${n#*|} to leaf1 did not come up"
+	done
+	for n in host2_v4 host2_v6 host3_v4 host3_v6 host4_v4 host4_v6; do
+		wait_for "birdc_ns leaf2 show protocols $n | grep -q Established" 90 ||
+			fail "$n's session to leaf2 (BIRD) did not come up"
+	done
+	pass "sessions Established: host1-leaf1 (unnumbered), host2-leaf2 (BIRD), host3 and host4 to both leaves, IPv4 and IPv6"
 }
 
 # run_on HOST NAME [docker run args...]: a container on the fabric network.

@@ -52,6 +52,13 @@ fabric_up() {
 	for ns in spine1 spine2 leaf1 leaf2; do
 		ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
 	done
+	# Linux drops a port's IPv6 addresses when it goes down, where a switch
+	# (or ifupdown on a host) keeps its configured ones: without this, a
+	# scenario that takes a port down and up again leaves that link's IPv6
+	# session down for the rest of the run.
+	for ns in spine1 spine2 leaf1 leaf2 "${hosts[@]}"; do
+		ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.keep_addr_on_down=1 net.ipv6.conf.default.keep_addr_on_down=1
+	done
 	fabric_link spine1 swp1 10.1.11.0/31 fd00:1:11::1/64 leaf1 swp51 10.1.11.1/31 fd00:1:11::2/64
 	fabric_link spine1 swp2 10.1.12.0/31 fd00:1:12::1/64 leaf2 swp51 10.1.12.1/31 fd00:1:12::2/64
 	fabric_link spine2 swp1 10.1.21.0/31 fd00:1:21::1/64 leaf1 swp52 10.1.21.1/31 fd00:1:21::2/64
