@@ -68,11 +68,12 @@ unit: deps
 	IPVLAN_BGP_REQUIRE_ALL=1 $(GO) test -count=1 ./...
 
 # Everything the lab VM runs: the plugin, the kernel-dependent test binaries,
-# the scenarios.
+# the scenarios, and tools/ (the lab publishes with tools/publish.sh).
 payload: plugin
 	rm -rf $(PAYLOAD)
 	mkdir -p $(PAYLOAD)/tests
 	cp -r $(PLUGINDIR) $(PAYLOAD)/plugin
+	cp -r tools $(PAYLOAD)/tools
 	cp -r integration/lab/scenarios $(PAYLOAD)/scenarios
 	cp -r integration/lab/fabric $(PAYLOAD)/fabric
 	for p in $(VM_TEST_PKGS); do \

@@ -63,6 +63,8 @@ type Speaker struct {
 	api      *apiServer
 	importer *importer      // set by Start when a kernel table was given; under mu
 	wg       sync.WaitGroup // background goroutines
+
+	warnings warnings // what Status warns of (warnings.go)
 }
 
 var _ route.Announcer = (*Speaker)(nil)

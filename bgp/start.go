@@ -118,8 +118,9 @@ func (s *Speaker) run(ctx context.Context, restarting bool) {
 		s.recordErr(err, "install learned routes", nil)
 	}
 	s.addPeers(ctx, bg, restarting)
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.reconcileLoop(bg)
+	go s.watchASLoops(bg)
 	if s.api != nil {
 		s.wg.Add(1)
 		go func() {

@@ -13,8 +13,9 @@ type Status struct {
 	ASN       uint32
 	RouterID  string
 	Peers     []PeerStatus
-	Announced int    // prefixes in GoBGP's RIB
-	LastError string // last config or BGP error, "" if none
+	Announced int      // prefixes in GoBGP's RIB
+	LastError string   // last config or BGP error, "" if none
+	Warnings  []string // what may break the fabric, and what to set (warnings.go)
 }
 
 // PeerStatus is one BGP session.
@@ -66,6 +67,7 @@ func (s *Speaker) Status(ctx context.Context) (Status, error) {
 		st.LastError = s.lastErr.Error()
 	}
 	s.mu.Unlock()
+	st.Warnings = s.warnings.list()
 	st.Announced = int(s.announcedCount.Load())
 	if !st.Running {
 		return st, nil

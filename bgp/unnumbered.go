@@ -27,6 +27,9 @@ const raInterval = 3 * time.Second
 // resolves the peer's address only once, when the neighbour is added.
 func (s *Speaker) runUnnumbered(ctx context.Context, n config.Neighbor, restarting bool) {
 	defer s.wg.Done()
+	if !s.awaitInterface(ctx, n.Interface) {
+		return
+	}
 	log := s.log.WithField("peer", n.Interface)
 	sender, err := newICMPSender()
 	if err != nil {

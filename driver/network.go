@@ -60,6 +60,7 @@ func (d *Driver) CreateNetwork(ctx context.Context, req *netapi.CreateNetworkReq
 	d.state.putNetwork(rec)
 	d.announceNetwork(rec)
 	d.log.WithFields(logrus.Fields{"network": rec.ID, "parent": parent, "mode": rec.Config.Mode, "announce": rec.Config.Announce}).Info("network created")
+	d.warnNoLocalRange(rec)
 	return nil
 }
 

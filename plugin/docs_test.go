@@ -1,11 +1,13 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"go/ast"
 	"go/parser"
 	"go/token"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -499,6 +501,473 @@ func checkLineTables(t *testing.T, doc, text string, blocks []block) {
 				}
 			}
 		}
+	}
+}
+
+// ---- The same fact in two places ----
+//
+// A setting's default, a log field's name and a lab host's addressing are
+// stated in the README, in docs/ and in config.json; the tests below keep
+// every statement of one fact equal to the others and to the code or the
+// lab's files.
+
+const readme = "../README.md"
+
+// emptyMeaning is what config.json's description says an empty value of a
+// setting means: the text after "Empty: ", without the final period.
+func emptyMeaning(description string) (string, bool) {
+	_, after, ok := strings.Cut(description, "Empty: ")
+	return strings.TrimSuffix(strings.TrimSpace(after), "."), ok
+}
+
+// normText compares prose: no backticks, one space, lower case, no final
+// period.
+func normText(s string) string {
+	s = strings.ReplaceAll(s, "`", "")
+	return strings.TrimSuffix(strings.ToLower(collapseSpace(s)), ".")
+}
+
+// TestSettingEmptyMeanings: a setting whose config.json default is empty
+// says in its description what empty means ("Empty: ..."), and the
+// reference's default cell says the same ("empty: ..." and then, at most,
+// more words).
+func TestSettingEmptyMeanings(t *testing.T) {
+	cells := map[string]string{}
+	for _, row := range tableRows(t, readDoc(t, reference), "setting") {
+		cells[singleCode(t, row, 0)] = row[1]
+	}
+	for _, e := range readManifest(t).Env {
+		meaning, ok := emptyMeaning(e.Description)
+		switch {
+		case e.Value != "" && ok:
+			t.Errorf("config.json %s: the default is %q, yet the description says what empty means", e.Name, e.Value)
+		case e.Value != "":
+		case !ok:
+			t.Errorf("config.json %s: an empty default, and the description does not say what it means (\"Empty: ...\")", e.Name)
+		default:
+			cell, _ := strings.CutPrefix(normText(cells[e.Name]), "empty: ")
+			if !strings.HasPrefix(cell, normText(meaning)) {
+				t.Errorf("%s empty means %q in config.json, but reference.md says %q", e.Name, meaning, cells[e.Name])
+			}
+		}
+	}
+}
+
+// TestReadmeSettings: the README's settings table lists every setting of
+// config.json, and each default it gives is config.json's: the value in a
+// code span, or, for an empty one, config.json's "Empty: ..." meaning in
+// words, or the value that meaning ends with ("else `179`").
+func TestReadmeSettings(t *testing.T) {
+	env := map[string]manifestEnv{}
+	for _, e := range readManifest(t).Env {
+		env[e.Name] = manifestEnv{e.Value, e.Description}
+	}
+	listed := map[string]bool{}
+	for _, row := range tableRows(t, readDoc(t, readme), "setting") {
+		names := codeSpans(row[0])
+		defaults := strings.Split(row[1], " / ")
+		if len(names) != len(defaults) {
+			t.Errorf("README: the row of %v gives %d defaults (%q) for %d settings; separate them with \" / \"", names, len(defaults), row[1], len(names))
+			continue
+		}
+		for i, name := range names {
+			listed[name] = true
+			e, ok := env[name]
+			if !ok {
+				t.Errorf("README documents setting %s, which config.json does not declare", name)
+				continue
+			}
+			def := strings.TrimSpace(defaults[i])
+			spans := codeSpans(def)
+			if e.value != "" {
+				if len(spans) == 0 || spans[0] != e.value {
+					t.Errorf("README: %s default %q, config.json %q", name, def, e.value)
+				}
+				continue
+			}
+			meaning, _ := emptyMeaning(e.description)
+			single := len(spans) == 1 && def == "`"+spans[0]+"`"
+			if normText(def) != normText(meaning) && !(single && strings.HasSuffix(normText(meaning), "else "+strings.ToLower(spans[0]))) {
+				t.Errorf("README: %s default %q; config.json: empty means %q (say that, or the value it ends with)", name, def, meaning)
+			}
+		}
+	}
+	for name := range env {
+		if !listed[name] {
+			t.Errorf("README's settings table lacks %s", name)
+		}
+	}
+}
+
+type manifestEnv struct{ value, description string }
+
+// TestReadmeNetworkOptions: the README's network option table lists the
+// options the driver accepts, each with the reference's default.
+func TestReadmeNetworkOptions(t *testing.T) {
+	refDefaults := map[string]string{}
+	for _, row := range tableRows(t, readDoc(t, reference), "network option") {
+		refDefaults[singleCode(t, row, 0)] = row[2]
+	}
+	listed := map[string]bool{}
+	for _, row := range tableRows(t, readDoc(t, readme), "option") {
+		name := singleCode(t, row, 0)
+		listed[name] = true
+		ref, ok := refDefaults[name]
+		if !ok {
+			t.Errorf("README documents network option %s, which reference.md does not", name)
+			continue
+		}
+		if a, b := codeSpans(row[2]), codeSpans(ref); !slices.Equal(a, b) {
+			t.Errorf("README: option %s default %q, reference.md %q", name, row[2], ref)
+		}
+	}
+	for name := range refDefaults {
+		if !listed[name] {
+			t.Errorf("README's option table lacks %s", name)
+		}
+	}
+}
+
+// logKeys returns the field names the plugin's log lines can carry: the
+// keys its code gives logrus (WithField's first argument, the keys of a
+// Fields literal, a key set on a Fields map), GoBGP's own keys as
+// bgp/gobgplog.go passes them on (gobgpFields, less those it deletes, plus
+// those it sets), and logrus' and dockerd's.
+func logKeys(t *testing.T) map[string]bool {
+	t.Helper()
+	keys := map[string]bool{"time": true, "level": true, "msg": true, "error": true, "plugin": true}
+	for _, k := range gobgpFields {
+		keys[gobgpFieldName(k)] = true
+	}
+	for _, dir := range []string{"../driver", "../ipam", "../bgp", "../fib", "../store", "../api", "../metrics", "../status", "../internal/route", "../internal/logs", "../internal/observe", "."} {
+		for _, file := range goFiles(t, dir) {
+			ast.Inspect(file, func(n ast.Node) bool {
+				switch n := n.(type) {
+				case *ast.CallExpr:
+					name := ""
+					switch f := n.Fun.(type) {
+					case *ast.SelectorExpr:
+						name = f.Sel.Name
+					case *ast.Ident:
+						name = f.Name
+					}
+					if len(n.Args) == 0 {
+						return true
+					}
+					if s, ok := foldString(n.Args[len(n.Args)-1]); ok && name == "delete" {
+						delete(keys, s)
+					} else if s, ok := foldString(n.Args[0]); ok && name == "WithField" {
+						keys[s] = true
+					} else if name == "WithField" && isFieldConst(n.Args[0], "Component") {
+						keys["component"] = true // internal/logs.For's field
+					}
+				case *ast.CompositeLit:
+					if sel, ok := n.Type.(*ast.SelectorExpr); ok && sel.Sel.Name == "Fields" {
+						for _, elt := range n.Elts {
+							if kv, ok := elt.(*ast.KeyValueExpr); ok {
+								if s, ok := foldString(kv.Key); ok {
+									keys[s] = true
+								}
+							}
+						}
+					}
+				case *ast.AssignStmt:
+					for _, lhs := range n.Lhs {
+						if ix, ok := lhs.(*ast.IndexExpr); ok {
+							if s, ok := foldString(ix.Index); ok {
+								keys[s] = true
+							}
+						}
+					}
+				}
+				return true
+			})
+		}
+	}
+	return keys
+}
+
+// isFieldConst reports whether e names the constant name (Component, or
+// logs.Component), whose value TestLogsComponentConst checks.
+func isFieldConst(e ast.Expr, name string) bool {
+	switch e := e.(type) {
+	case *ast.Ident:
+		return e.Name == name
+	case *ast.SelectorExpr:
+		return e.Sel.Name == name
+	}
+	return false
+}
+
+// gobgpFields are the keys GoBGP's own log lines carry (its Peer Up, Peer
+// Down and configuration lines).
+var gobgpFields = []string{"Topic", "Key", "Peer", "Prefix", "State", "reason", "Err", "Error", "Data", "adminState", "Family", "Asn", "OldState", "NewState"}
+
+// gobgpFieldName is a GoBGP key as bgp/gobgplog.go logs it: Key and Peer
+// become peer, Err and Error logrus' error, the others lower-cased.
+func gobgpFieldName(k string) string {
+	switch k {
+	case "Key", "Peer":
+		return "peer"
+	case "Err", "Error":
+		return "error"
+	}
+	return strings.ToLower(k)
+}
+
+var (
+	fieldMention = regexp.MustCompile("\\bfields? \\(?((?:`[^`]+`(?: = [a-z ]+)?(?:, and |, | and |, or | or )?)+)")
+	logLine      = regexp.MustCompile(`(?:^|\s)([a-zA-Z_]+)=`)
+)
+
+// TestDocsLogFields: a field the docs name ("fields `network`, `peer`", a
+// sample log line's key=value or JSON key) is one the plugin's log lines
+// carry.
+func TestDocsLogFields(t *testing.T) {
+	keys := logKeys(t)
+	checked := 0
+	for _, doc := range append(docFiles(t), readme) {
+		text := readDoc(t, doc)
+		for _, m := range fieldMention.FindAllStringSubmatch(text, -1) {
+			for _, name := range codeSpans(m[1]) {
+				name, _, _ = strings.Cut(name, "=")
+				checked++
+				if !keys[name] {
+					t.Errorf("%s: %q names log field %q, which no log line of the plugin carries", filepath.Base(doc), m[0], name)
+				}
+			}
+		}
+		for _, b := range fencedBlocks(text) {
+			if b.comment != "<!-- log -->" {
+				continue
+			}
+			for _, line := range strings.Split(strings.TrimSpace(b.body), "\n") {
+				var names []string
+				if strings.HasPrefix(line, "{") {
+					var obj map[string]any
+					if err := json.Unmarshal([]byte(line), &obj); err != nil {
+						t.Errorf("%s line %d: a JSON log line that does not parse: %v", filepath.Base(doc), b.line, err)
+						continue
+					}
+					for k := range obj {
+						names = append(names, k)
+					}
+				} else {
+					for _, m := range logLine.FindAllStringSubmatch(unwrapDockerd(line), -1) {
+						names = append(names, m[1])
+					}
+				}
+				for _, name := range names {
+					checked++
+					if !keys[name] {
+						t.Errorf("%s line %d: the sample log line has field %q, which no log line of the plugin carries: %s", filepath.Base(doc), b.line, name, line)
+					}
+				}
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("the docs name no log field")
+	}
+}
+
+// unwrapDockerd turns dockerd's line around a plugin's (`time=... msg="time=\"...\" level=info msg=\"...\" peer=..." plugin=ID`)
+// into the plugin's own line with dockerd's keys beside it.
+func unwrapDockerd(line string) string {
+	return strings.ReplaceAll(line, `\"`, `"`)
+}
+
+// labHosts reads fabric.sh: each host's settings (hostN_settings) and the
+// addresses of every box's interfaces, with the networks of the links.
+type labFabric struct {
+	settings  map[string]map[string]string // host -> setting -> value
+	addresses map[netip.Addr]string        // address -> box
+	networks  map[netip.Prefix]bool
+	hostNets  []netip.Prefix // the ranges the hosts' links are numbered from
+}
+
+var (
+	settingsFunc = regexp.MustCompile(`(?m)^(host[0-9]+)_settings\(\) \{ echo (.*); \}$`)
+	fabricLink   = regexp.MustCompile(`(?m)^\s*fabric_link (\S+) (\S+) (\S+) (\S+) (\S+) (\S+) (\S+) (\S+)`)
+	addrAdd      = regexp.MustCompile(`ip -n (\S+) addr add ([0-9a-f.:]+/[0-9]+) dev`)
+	frrAddress   = regexp.MustCompile(`(?m)^ ip address ([0-9.]+)/32`)
+)
+
+func readLabFabric(t *testing.T) labFabric {
+	t.Helper()
+	fab := labFabric{settings: map[string]map[string]string{}, addresses: map[netip.Addr]string{}, networks: map[netip.Prefix]bool{}}
+	text := readDoc(t, filepath.Join(repoRoot, "integration/lab/scenarios/fabric.sh"))
+	for _, m := range settingsFunc.FindAllStringSubmatch(text, -1) {
+		fab.settings[m[1]] = map[string]string{}
+		for _, kv := range strings.Fields(m[2]) {
+			k, v, _ := strings.Cut(kv, "=")
+			fab.settings[m[1]][k] = v
+		}
+	}
+	if len(fab.settings) < 4 {
+		t.Fatalf("fabric.sh: found the settings of %d hosts (hostN_settings), want 4", len(fab.settings))
+	}
+	add := func(box, cidr string) {
+		if cidr == "-" || strings.Contains(cidr, "$") {
+			return
+		}
+		p, err := netip.ParsePrefix(cidr)
+		if err != nil {
+			t.Fatalf("fabric.sh: %q: %v", cidr, err)
+		}
+		fab.addresses[p.Addr()] = box
+		fab.networks[p.Masked()] = true
+	}
+	for _, m := range fabricLink.FindAllStringSubmatch(text, -1) {
+		add(m[1], m[3])
+		add(m[1], m[4])
+		add(m[5], m[7])
+		add(m[5], m[8])
+	}
+	for _, m := range addrAdd.FindAllStringSubmatch(text, -1) {
+		add(m[1], m[2])
+	}
+	confs, _ := filepath.Glob(filepath.Join(repoRoot, "integration/lab/fabric/*.frr.conf"))
+	for _, c := range confs {
+		for _, m := range frrAddress.FindAllStringSubmatch(readDoc(t, c), -1) {
+			add(strings.SplitN(filepath.Base(c), ".", 2)[0], m[1]+"/32")
+		}
+	}
+	// The ranges a host's link is numbered from: 10.0.N.0/24 and
+	// fd00:0:N::/48 of its links (host1's IPv4 included, though only its
+	// loopback holds one).
+	for a, box := range fab.addresses {
+		if !strings.HasPrefix(box, "host") {
+			continue
+		}
+		bits := 24
+		if a.Is6() {
+			bits = 48
+		}
+		p, _ := a.Prefix(bits)
+		if !slices.Contains(fab.hostNets, p) {
+			fab.hostNets = append(fab.hostNets, p)
+		}
+	}
+	return fab
+}
+
+var (
+	confNeighbor = regexp.MustCompile(`(?m)(?:^ neighbor |neighbor |^ bgp listen range )([0-9a-zA-Z.:]+)`)
+	birdBGP      = regexp.MustCompile(`(?m)^protocol bgp ([a-z0-9_]+)`)
+)
+
+var docAddress = regexp.MustCompile(`\b(?:10\.[0-9]+\.[0-9]+\.[0-9]+(?:/[0-9]+)?|fd00:0:[0-9a-f]+::[0-9a-f:]*(?:/[0-9]+)?)`)
+
+// parseDocAddress reads an address or prefix as the docs write it, also
+// inside ADDRESS:AS ("fd00:0:2::1:65132").
+func parseDocAddress(s string) (netip.Prefix, bool) {
+	s = strings.TrimRight(s, ":")
+	for range 2 {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			return p, true
+		}
+		if a, err := netip.ParseAddr(s); err == nil {
+			return netip.PrefixFrom(a, a.BitLen()), true
+		}
+		i := strings.LastIndex(s, ":")
+		if i < 0 {
+			break
+		}
+		s = s[:i]
+	}
+	return netip.Prefix{}, false
+}
+
+// TestDocsLabAddressing: the docs' lab addresses are the lab's. An address
+// (or /31, /64) in the range a lab host's links are numbered from is an
+// address of the fabric or the network of one of its links; a set of
+// settings naming a lab host's BGP_ASN gives that host's router ID,
+// neighbours and blocks (fabric.sh's hostN_settings); `vtysh ...
+// neighbors X` names a neighbour of a lab leaf, `birdc ... protocol X` a
+// protocol of the BIRD leaf, and `$G neighbor X` (the gobgp CLI on a host) a
+// neighbour of a lab host.
+func TestDocsLabAddressing(t *testing.T) {
+	fab := readLabFabric(t)
+	hostOfASN := map[string]string{}
+	hostNeighbors := map[string]bool{}
+	for h, set := range fab.settings {
+		hostOfASN[set["BGP_ASN"]] = h
+		for _, n := range strings.Split(set["BGP_NEIGHBORS"], ",") {
+			if p, ok := parseDocAddress(n); ok {
+				hostNeighbors[p.Addr().String()] = true
+			}
+		}
+	}
+	leafNeighbors := map[string]bool{} // the neighbours of the lab's FRR and BIRD boxes
+	birdProtocols := map[string]bool{}
+	confs, _ := filepath.Glob(filepath.Join(repoRoot, "integration/lab/fabric/*.conf"))
+	for _, c := range confs {
+		text := readDoc(t, c)
+		for _, m := range confNeighbor.FindAllStringSubmatch(text, -1) {
+			if _, err := netip.ParseAddr(m[1]); err == nil || strings.HasPrefix(m[1], "swp") {
+				leafNeighbors[m[1]] = true
+			}
+		}
+		for _, m := range birdBGP.FindAllStringSubmatch(text, -1) {
+			birdProtocols[m[1]] = true
+		}
+	}
+	vtyNeighbor := regexp.MustCompile(`vtysh .*?\bneighbors? ([0-9a-fA-Z.:]+|swp[0-9]+)`)
+	birdProtocol := regexp.MustCompile(`birdc .*?\bprotocols? (?:all )?([a-z0-9_]+)`)
+	gobgpNeighbor := regexp.MustCompile(`\$G neighbor ([0-9a-f.:]+)`)
+	settingsSet := regexp.MustCompile(`BGP_ASN=([0-9]+)`)
+	checked := 0
+	for _, doc := range append(docFiles(t), readme) {
+		base := filepath.Base(doc)
+		for i, line := range strings.Split(readDoc(t, doc), "\n") {
+			where := base + " line " + strconv.Itoa(i+1)
+			for _, m := range docAddress.FindAllString(line, -1) {
+				p, ok := parseDocAddress(m)
+				if !ok || !slices.ContainsFunc(fab.hostNets, func(n netip.Prefix) bool { return n.Contains(p.Addr()) }) {
+					continue
+				}
+				checked++
+				_, isAddr := fab.addresses[p.Addr()]
+				if !(p.IsSingleIP() && isAddr) && !fab.networks[p] && !(isAddr && fab.networks[p.Masked()]) {
+					t.Errorf("%s: %s is no address or link of the lab's fabric (fabric.sh)", where, m)
+				}
+			}
+			if m := settingsSet.FindStringSubmatch(line); m != nil {
+				if h, ok := hostOfASN[m[1]]; ok {
+					for _, kv := range strings.Fields(strings.NewReplacer("`", " ", "\"", " ", "\\", " ").Replace(line)) {
+						k, v, ok := strings.Cut(kv, "=")
+						if want, lab := fab.settings[h][k]; ok && lab {
+							checked++
+							if v != want {
+								t.Errorf("%s: BGP_ASN=%s is %s's AS, whose %s is %s in fabric.sh, not %s", where, m[1], h, k, want, v)
+							}
+						}
+					}
+				}
+			}
+			for _, m := range vtyNeighbor.FindAllStringSubmatch(line, -1) {
+				checked++
+				if !leafNeighbors[m[1]] {
+					t.Errorf("%s: %q: no lab leaf has neighbour %s", where, m[0], m[1])
+				}
+			}
+			for _, m := range birdProtocol.FindAllStringSubmatch(line, -1) {
+				checked++
+				if !birdProtocols[m[1]] {
+					t.Errorf("%s: %q: the BIRD leaf has no protocol %s", where, m[0], m[1])
+				}
+			}
+			for _, m := range gobgpNeighbor.FindAllStringSubmatch(line, -1) {
+				checked++
+				if !hostNeighbors[m[1]] {
+					t.Errorf("%s: %q: no lab host has neighbour %s", where, m[0], m[1])
+				}
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("the docs state no lab address")
 	}
 }
 

@@ -16,6 +16,8 @@ type manifest struct {
 		Name, Description, Value string
 		Settable                 []string
 	}
+	Network struct{ Type string }
+	Linux   struct{ Capabilities []string }
 }
 
 func readManifest(t *testing.T) manifest {

@@ -24,6 +24,9 @@ type Document struct {
 	Budget    Budget     `json:"route_budget"`
 	BGP       *BGP       `json:"bgp,omitempty"`
 	Routes    []Route    `json:"installed_routes"`
+	// Warnings are conditions that break the fabric quietly, each saying
+	// what to set (warnings.go).
+	Warnings []string `json:"warnings,omitempty"`
 	// Errors names the sources that could not be read; their sections
 	// are empty.
 	Errors []string `json:"errors,omitempty"`
@@ -107,8 +110,9 @@ func Build(ctx context.Context, src observe.Sources) Document {
 	if src.IPAM != nil {
 		doc.addPools(ctx, src.IPAM)
 	}
+	var bgpWarnings []string
 	if src.Speaker != nil {
-		doc.addBGP(ctx, src.Speaker)
+		bgpWarnings = doc.addBGP(ctx, src.Speaker)
 	}
 	if src.Kernel != nil {
 		for _, r := range src.Kernel.Routes() {
@@ -122,6 +126,7 @@ func Build(ctx context.Context, src observe.Sources) Document {
 			doc.Routes = append(doc.Routes, Route{Prefix: r.Prefix.String(), Nexthops: nexthops})
 		}
 	}
+	doc.addWarnings(bgpWarnings)
 	return doc
 }
 
@@ -154,7 +159,8 @@ func (doc *Document) addPools(ctx context.Context, p observe.Pools) {
 	}
 }
 
-func (doc *Document) addBGP(ctx context.Context, s observe.Speaker) {
+// addBGP adds the BGP section and returns the speaker's warnings.
+func (doc *Document) addBGP(ctx context.Context, s observe.Speaker) []string {
 	st, err := s.Status(ctx)
 	if err != nil {
 		doc.Errors = append(doc.Errors, "bgp: "+err.Error())
@@ -166,6 +172,7 @@ func (doc *Document) addBGP(ctx context.Context, s observe.Speaker) {
 			UptimeSeconds: int64(p.Uptime.Seconds()), Received: p.Received, Accepted: p.Accepted, Advertised: p.Advertised, BFD: p.BFD,
 		})
 	}
+	return st.Warnings
 }
 
 func prefixStrings(prefixes []netip.Prefix) []string {

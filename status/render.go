@@ -36,6 +36,12 @@ func Render(w io.Writer, doc Document) error {
 	section(tw, "INSTALLED ROUTES (learned over BGP)", "PREFIX\tNEXT HOPS", len(doc.Routes), func(i int) string {
 		return row(doc.Routes[i].Prefix, strings.Join(doc.Routes[i].Nexthops, ", "))
 	})
+	if len(doc.Warnings) > 0 {
+		fmt.Fprintf(tw, "\nWARNINGS\n")
+		for _, w := range doc.Warnings {
+			fmt.Fprintf(tw, "%s\n", w)
+		}
+	}
 	for _, e := range doc.Errors {
 		fmt.Fprintf(tw, "\nNOT READ: %s\n", e)
 	}

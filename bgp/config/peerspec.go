@@ -3,7 +3,6 @@ package config
 import (
 	"fmt"
 	"math"
-	"net"
 	"net/netip"
 	"strings"
 	"time"
@@ -205,8 +204,10 @@ func (n *Neighbor) setEndpoint(spec NeighborSpec, setting func(string) string) e
 		}
 		n.Address = a.Unmap()
 	default:
-		if _, err := net.InterfaceByName(spec.Interface); err != nil {
-			return badValue(setting("interface"), spec.Interface, "unknown interface: %v", err)
+		// The interface need not exist yet (a bond or VLAN that comes up
+		// later): the speaker waits for it.
+		if !validInterfaceName(spec.Interface) {
+			return badValue(setting("interface"), spec.Interface, "not an interface name (at most 15 characters, no '/', ':' or blanks)")
 		}
 		n.Interface = spec.Interface
 	}

@@ -23,7 +23,7 @@ in_parallel "${installs[@]}"
 wait_sessions
 
 # `make integration SCENARIOS="ecmp restarts"` runs a subset.
-selected="routes path unnumbered ecmp bfd engines speed badinput upgrade restarts faults reboot"
+selected="routes path unnumbered ecmp bfd dualhomed hostfrr decommission egress engines speed badinput upgrade restarts faults reboot"
 [ -f /payload/scenarios/selected ] && selected=$(cat /payload/scenarios/selected)
 for s in $selected; do
 	lab_log "---- scenario $s ----"

@@ -155,14 +155,12 @@ hosts_up() {
 	in_parallel "${imports[@]}"
 }
 
-# plugin_publish HOST: `docker plugin create` the plugin built from the working
-# tree and push it to the lab's registry (fabric_up started it), as a release
-# would be published.
+# plugin_publish HOST: publish the plugin built from the working tree to the
+# lab's registry (fabric_up started it) with tools/publish.sh, as `make
+# publish REGISTRY=192.168.100.1:5000` does on an operator's machine: DOCKER
+# is the docker command of HOST.
 plugin_publish() {
-	local h=$1
-	dk "$h" plugin create "$PLUGIN_REF" /payload/plugin >/dev/null
-	dk "$h" plugin push "$PLUGIN_REF" >/dev/null
-	dk "$h" plugin rm -f "$PLUGIN_REF" >/dev/null
+	DOCKER="docker -H unix://$(_dk_sock "$1")" /payload/tools/publish.sh "$PLUGIN_REF" /payload/plugin >/dev/null
 }
 
 # plugin_install HOST SETTING=VALUE...: what the README tells users to type.

@@ -8,7 +8,8 @@
 # receives what arrives on its parent (host4's eth0, towards leaf1), so a
 # flow the ECMP hash sends towards leaf2 reaches host4 on eth1 and stops
 # there. A dual-homed host that wants both uplinks to carry traffic to its
-# containers needs a bond as the ipvlan parent.
+# containers needs a bridge over both as the ipvlan parent (scenario
+# dualhomed).
 
 run_on host4 f4
 run_on host3 f3

@@ -14,9 +14,7 @@ rm -rf /tmp/plugin-next
 cp -a /payload/plugin /tmp/plugin-next
 echo "$release" >/tmp/plugin-next/rootfs/RELEASE
 jq '.description += " (next release)"' /payload/plugin/config.json >/tmp/plugin-next/config.json
-dk host1 plugin create "$release" /tmp/plugin-next >/dev/null
-dk host1 plugin push "$release" >/dev/null
-dk host1 plugin rm -f "$release" >/dev/null
+DOCKER="docker -H unix://$(_dk_sock host1)" /payload/tools/publish.sh "$release" /tmp/plugin-next >/dev/null
 
 run_on host1 g1
 g1=$(container_ip host1 g1)
