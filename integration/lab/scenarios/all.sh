@@ -22,7 +22,7 @@ in_parallel "${installs[@]}"
 wait_sessions
 
 # `make integration SCENARIOS="ecmp restarts"` runs a subset.
-selected="routes path unnumbered ecmp badinput upgrade restarts"
+selected="routes path unnumbered ecmp badinput swarm compose upgrade restarts"
 [ -f /payload/scenarios/selected ] && selected=$(cat /payload/scenarios/selected)
 for s in $selected; do
 	lab_log "---- scenario $s ----"

@@ -206,12 +206,15 @@ rib_has() {
 	fi
 }
 
-# restart_dockerd HOST: stop the host's dockerd and start it again, as
-# `systemctl restart docker` does: containerd (a service of its own) stays up,
-# and the new dockerd runs in containerd's mount and network namespaces, where
-# the containers' namespaces are mounted. Containers live on (--live-restore).
+# restart_dockerd HOST [--no-live-restore]: stop the host's dockerd and start
+# it again, as `systemctl restart docker` does: containerd (a service of its
+# own) stays up, and the new dockerd runs in containerd's mount and network
+# namespaces, where the containers' namespaces are mounted. Containers live on
+# (--live-restore), unless the new dockerd goes without it: swarm mode
+# refuses --live-restore.
 restart_dockerd() {
-	local h=$1 pid ctrd
+	local h=$1 pid ctrd live=--live-restore
+	[ "${2:-}" = --no-live-restore ] && live=
 	pid=$(cat "/run/$h/dockerd.pid")
 	ctrd=$(pgrep -f "containerd --config /run/$h/containerd.toml" | head -n1)
 	[ -n "$ctrd" ] || fail "no containerd for $h"
@@ -222,7 +225,7 @@ restart_dockerd() {
 		--data-root "/var/lib/lab/$h" --exec-root "/run/$h" \
 		--pidfile "/run/$h/dockerd.pid" -H "unix:///run/$h/docker.sock" \
 		--storage-driver overlay2 --userland-proxy=false \
-		--insecure-registry 192.168.0.0/16 --live-restore \
+		--insecure-registry 192.168.0.0/16 ${live:+"$live"} \
 		>>"$LAB_LOGS/dockerd-$h.log" 2>&1 </dev/null &
 	wait_dockerd "$h"
 }
