@@ -30,9 +30,22 @@ cp_clean() {
 	status_json "$1" | jq -e '(.networks | length) == 0 and (.endpoints | length) == 0 and (.pools | length) == 0' >/dev/null &&
 		[ -z "$(ipvlan_links "$1")" ]
 }
-# cp_routed ADDRESS4 ADDRESS6: both leaves route both (any next hop).
-cp_routed() { router_has leaf1 "$1/32" . && router_has leaf2 "$1/32" . && router_has leaf1 "$2/128" . && router_has leaf2 "$2/128" .; }
-cp_gone() { ! router_has leaf1 "$1/32" . && ! router_has leaf2 "$1/32" . && ! router_has leaf1 "$2/128" . && ! router_has leaf2 "$2/128" .; }
+# cp_has BOX ADDRESS: the box's kernel routes the address's /32 or /128.
+cp_has() {
+	local fam=-4 len=32
+	[ "${2#*:}" != "$2" ] && fam=-6 len=128
+	ip -n "$1" "$fam" route show "$2/$len" 2>/dev/null | grep -q .
+}
+# cp_routed ADDRESS...: both leaves route every address; cp_gone: neither
+# routes any.
+cp_routed() {
+	local a
+	for a in "$@"; do cp_has leaf1 "$a" && cp_has leaf2 "$a" || return 1; done
+}
+cp_gone() {
+	local a
+	for a in "$@"; do ! cp_has leaf1 "$a" && ! cp_has leaf2 "$a" || return 1; done
+}
 
 # The fabric network all.sh made holds 10.244.0.0/16 on every host: the
 # compose file takes the same subnets (so each host's IPAM_LOCAL_RANGES block
@@ -72,7 +85,7 @@ a2=$(cp_ip host2)
 a2v6=$(cp_ip host2 6)
 case "$a1 $a1v6" in "10.244.1."*" fd00:244:0:1:"*) ;; *) fail "compose: host1's container got '$a1' '$a1v6'" ;; esac
 case "$a2 $a2v6" in "10.244.2."*" fd00:244:0:2:"*) ;; *) fail "compose: host2's container got '$a2' '$a2v6'" ;; esac
-wait_for "cp_routed $a1 $a1v6 && cp_routed $a2 $a2v6" 60 || fail "compose: the containers' routes never reached both leaves"
+wait_for "cp_routed $a1 $a1v6 $a2 $a2v6" 60 || fail "compose: the containers' routes never reached both leaves"
 dk host1 exec shop-web-1 ping -c 2 -W 2 "$a2" >/dev/null || fail "compose: host1's web cannot ping host2's at $a2"
 dk host2 exec shop-web-1 ping -6 -c 2 -W 2 "$a1v6" >/dev/null || fail "compose: host2's web cannot ping host1's at $a1v6"
 page=$(dk host1 exec shop-web-1 wget -q -T 5 -O - "http://$a2/") || fail "compose: HTTP from host1's web to host2's failed"
@@ -80,7 +93,7 @@ page=$(dk host1 exec shop-web-1 wget -q -T 5 -O - "http://$a2/") || fail "compos
 pass "compose: the same file up on host1 and host2 (${t_up2} ms, in parallel): $a1 and $a2 from each host's block, on both leaves; ping over IPv4 and IPv6 and HTTP across the fabric"
 t0=$(now_ms)
 in_parallel "compose host1 down" "compose host2 down"
-wait_for "cp_gone $a1 $a1v6 && cp_gone $a2 $a2v6" 60 || fail "compose: a route stayed on a leaf after down on both hosts"
+wait_for "cp_gone $a1 $a1v6 $a2 $a2v6" 60 || fail "compose: a route stayed on a leaf after down on both hosts"
 t_gone2=$(($(now_ms) - t0))
 for h in host1 host2; do
 	cp_clean "$h" || fail "compose: down on $h left: $(status_json "$h" | jq -c '{networks, endpoints, pools}') links: $(ipvlan_links "$h")"

@@ -161,6 +161,49 @@ for a in $(sw_dns "$ph" "$pc" api); do
 done
 pass "swarm: from host2's web task, tasks.api and api resolve to both api tasks, tasks.web to the 3 web tasks on 3 hosts, and they answer"
 
+# ---- what Swarm refuses or leaves out on this network ----
+# sw_refused NAME 'EXPECTED' CMD...: CMD fails with EXPECTED in its error.
+sw_refused() {
+	local name=$1 want=$2 out
+	shift 2
+	if out=$("$@" 2>&1); then fail "swarm: $name: '$*' was accepted: $out"; fi
+	grep -qF -- "$want" <<<"$out" || fail "swarm: $name: '$*' failed otherwise than with '$want': $out"
+	pass "swarm: $name: refused with: $(grep -F -- "$want" <<<"$out" | head -1)"
+}
+sw_probe() {
+	local out rc=0
+	out=$("$@" 2>&1) || rc=$?
+	sw_log "probe (exit $rc): $*"
+	echo "$out" | sed 's/^/    /'
+}
+sw_probe dk host1 network create -d "$PLUGIN" --scope swarm --config-from apps-config --ipv4=false apps-v6only
+sw_probe dk host1 network create --config-only --ipv4=false --ipv6 --ipam-driver "$PLUGIN" --subnet fd00:245::/48 -o parent=eth0 v6-config
+sw_probe dk host1 network create -d "$PLUGIN" --scope swarm --config-from v6-config apps-v6only2
+sw_probe dk host1 network create -d "$PLUGIN" --scope swarm --config-from apps-config -o parent=eth1 apps-opt
+sw_probe dk host1 network create -d "$PLUGIN" --scope swarm --config-from apps-config --subnet 10.246.0.0/16 apps-sub
+sw_probe dk host1 network create -d "$PLUGIN" --scope swarm --ipam-driver "$PLUGIN" --subnet 10.246.0.0/16 -o parent=eth0 apps-noconf
+sw_probe dk host1 network ls
+sw_probe dk host1 service create --detach --name vip --network apps busybox sleep 86400
+wait_for "[ \$(sw_count vip) -ge 1 ]" 90 || sw_log "no vip task running: $(dk host1 service ps --no-trunc vip)"
+sw_probe dk host1 service inspect -f '{{json .Endpoint}}' vip
+sw_probe dk host1 service ps --no-trunc vip
+read -r ph pc < <(grep '^host2 ' /tmp/sw-web)
+sw_probe dk "$ph" exec "$pc" nslookup vip
+sw_probe dk "$ph" exec "$pc" nslookup tasks.vip
+sw_probe dk host1 service create --detach --name pub --endpoint-mode dnsrr --publish 8080:80 --network apps busybox sleep 86400
+sw_probe dk host1 service rm vip pub
+# Attachable: a container started by hand on a worker joins the swarm network.
+dk host2 run -d --name sw-standalone --net apps busybox sleep 86400 >/dev/null || fail "swarm: docker run --net apps on a worker failed"
+sa=$(dk host2 inspect -f '{{with index .NetworkSettings.Networks "apps"}}{{.IPAddress}}{{end}}' sw-standalone)
+case $sa in 10.244.2.*) ;; *) fail "swarm: the standalone container on host2 got '$sa'" ;; esac
+wait_for "sw_announced $sa" 60 || fail "swarm: the standalone container's $sa/32 never reached the leaves"
+read -r h c a < <(grep '^host1 ' /tmp/sw-web)
+dk host2 exec sw-standalone ping -c 2 -W 2 "$a" >/dev/null || fail "swarm: the standalone container cannot ping host1's web task $a"
+sw_probe dk host2 exec sw-standalone nslookup tasks.web
+dk host2 rm -f sw-standalone >/dev/null
+wait_for "sw_withdrawn $sa" 60 || fail "swarm: the standalone container's $sa/32 stayed on the leaves after docker rm"
+pass "swarm: --attachable: a container run by hand on host2 got $sa, was announced, reached host1's web task, and was withdrawn on docker rm"
+
 # ---- scaling and a rolling restart: new tasks announced, old withdrawn, the rest stay ----
 # The web tasks of host1 and host2 are watched until the end.
 steady=$(grep -v '^host3 ' /tmp/sw-web | awk '{print $3}' | xargs)
@@ -209,55 +252,12 @@ SW_WAIT="[ \$(sw_count web host3) = 0 ] && [ \$(sw_count api host3) = 0 ] && [ \
 sw_phase drain-host3 dk host1 node update --availability drain "${sw_node[host3]}"
 [ "$(sw_count web)" = 2 ] || fail "swarm: web should run on host1 and host2 only after the drain: $(sw_tasks web)"
 
-# ---- what Swarm refuses or leaves out on this network ----
-# sw_refused NAME 'EXPECTED' CMD...: CMD fails with EXPECTED in its error.
-sw_refused() {
-	local name=$1 want=$2 out
-	shift 2
-	if out=$("$@" 2>&1); then fail "swarm: $name: '$*' was accepted: $out"; fi
-	grep -qF -- "$want" <<<"$out" || fail "swarm: $name: '$*' failed otherwise than with '$want': $out"
-	pass "swarm: $name: refused with: $(grep -F -- "$want" <<<"$out" | head -1)"
-}
-sw_probe() {
-	local out rc=0
-	out=$("$@" 2>&1) || rc=$?
-	sw_log "probe (exit $rc): $*"
-	echo "$out" | sed 's/^/    /'
-}
-sw_probe dk host1 network create -d "$PLUGIN" --scope swarm --config-from apps-config --ipv4=false apps-v6only
-sw_probe dk host1 network create --config-only --ipv4=false --ipv6 --ipam-driver "$PLUGIN" --subnet fd00:245::/48 -o parent=eth0 v6-config
-sw_probe dk host1 network create -d "$PLUGIN" --scope swarm --config-from v6-config apps-v6only2
-sw_probe dk host1 network create -d "$PLUGIN" --scope swarm --config-from apps-config -o parent=eth1 apps-opt
-sw_probe dk host1 network create -d "$PLUGIN" --scope swarm --config-from apps-config --subnet 10.246.0.0/16 apps-sub
-sw_probe dk host1 network create -d "$PLUGIN" --scope swarm --ipam-driver "$PLUGIN" --subnet 10.246.0.0/16 -o parent=eth0 apps-noconf
-sw_probe dk host1 network ls
-sw_probe dk host1 service create --detach --name vip --network apps busybox sleep 86400
-wait_for "[ \$(sw_count vip) -ge 1 ]" 90 || sw_log "no vip task running: $(dk host1 service ps --no-trunc vip)"
-sw_probe dk host1 service inspect -f '{{json .Endpoint}}' vip
-sw_probe dk host1 service ps --no-trunc vip
-read -r ph pc < <(grep '^host2 ' /tmp/sw-web)
-sw_probe dk "$ph" exec "$pc" nslookup vip
-sw_probe dk "$ph" exec "$pc" nslookup tasks.vip
-sw_probe dk host1 service create --detach --name pub --endpoint-mode dnsrr --publish 8080:80 --network apps busybox sleep 86400
-sw_probe dk host1 service rm vip pub
-# Attachable: a container started by hand on a worker joins the swarm network.
-dk host2 run -d --name sw-standalone --net apps busybox sleep 86400 >/dev/null || fail "swarm: docker run --net apps on a worker failed"
-sa=$(dk host2 inspect -f '{{with index .NetworkSettings.Networks "apps"}}{{.IPAddress}}{{end}}' sw-standalone)
-case $sa in 10.244.2.*) ;; *) fail "swarm: the standalone container on host2 got '$sa'" ;; esac
-wait_for "sw_announced $sa" 60 || fail "swarm: the standalone container's $sa/32 never reached the leaves"
-read -r h c a < <(grep '^host1 ' /tmp/sw-web)
-dk host2 exec sw-standalone ping -c 2 -W 2 "$a" >/dev/null || fail "swarm: the standalone container cannot ping host1's web task $a"
-sw_probe dk host2 exec sw-standalone nslookup tasks.web
-dk host2 rm -f sw-standalone >/dev/null
-wait_for "sw_withdrawn $sa" 60 || fail "swarm: the standalone container's $sa/32 stayed on the leaves after docker rm"
-pass "swarm: --attachable: a container run by hand on host2 got $sa, was announced, reached host1's web task, and was withdrawn on docker rm"
-
 # ---- teardown: nothing left behind ----
 stop_bg TERM "$steady_w"
 # shellcheck disable=SC2086
 lost=$(watch_losses /tmp/sw-steady $steady)
 [ -z "$lost" ] || fail "swarm: host1's or host2's web task's route left a leaf: $(echo "$lost" | head -5)"
-pass "swarm: host1's and host2's web tasks [$steady] never left leaf1 or leaf2 through scaling, the rolling restart, the drain and the probes (polled every 100 ms)"
+pass "swarm: host1's and host2's web tasks [$steady] never left leaf1 or leaf2 through scaling, the rolling restart and the drain (polled every 100 ms)"
 all=$(sw_addrs web; sw_addrs api)
 t0=$(now_ms)
 dk host1 service rm web api >/dev/null
