@@ -56,6 +56,20 @@ sw_block() { echo "10.244.${1#host}."; }
 # into it), for sw_call_errors.
 sw_log_mark() { wc -l <"$LAB_LOGS/dockerd-$1.log"; }
 
+# sw_refused NAME 'EXPECTED' CMD...: CMD fails with EXPECTED in its error.
+sw_refused() {
+	local name=$1 want=$2 out
+	shift 2
+	if out=$("$@" 2>&1); then fail "swarm: $name: '$*' was accepted: $out"; fi
+	grep -qF -- "$want" <<<"$out" || fail "swarm: $name: '$*' failed otherwise than with '$want': $out"
+	pass "swarm: $name: refused with: $(grep -F -- "$want" <<<"$out" | head -1)"
+}
+sw_probe() {
+	local out rc=0
+	out=$("$@" 2>&1) || rc=$?
+	sw_log "probe (exit $rc): $*"
+	echo "$out" | sed 's/^/    /'
+}
 # ---- preparation: swarm mode refuses --live-restore; the subnet is free ----
 # The fabric network all.sh made holds 10.244.0.0/16 on every host; the swarm
 # network takes the same subnet (so each host's IPAM_LOCAL_RANGES block
@@ -72,6 +86,8 @@ for h in $SW_NODES; do
 	[ "$(dk "$h" info -f '{{.LiveRestoreEnabled}}')" = false ] || fail "swarm: $h's dockerd still has live-restore"
 done
 wait_sessions
+sw_refused live-restore '--live-restore daemon configuration is incompatible with swarm mode' \
+	dk host4 swarm init --advertise-addr 192.168.100.14
 declare -A sw_mark
 for h in $SW_NODES; do sw_mark[$h]=$(sw_log_mark "$h"); done
 sw_log "prepared in $(($(now_ms) - SW_T0)) ms: dockerds without --live-restore, fabric network removed"
@@ -160,36 +176,35 @@ done
 pass "swarm: from host2's web task, tasks.api and api resolve to both api tasks, tasks.web to the 3 web tasks on 3 hosts, and they answer"
 
 # ---- what Swarm refuses or leaves out on this network ----
-# sw_refused NAME 'EXPECTED' CMD...: CMD fails with EXPECTED in its error.
-sw_refused() {
-	local name=$1 want=$2 out
-	shift 2
-	if out=$("$@" 2>&1); then fail "swarm: $name: '$*' was accepted: $out"; fi
-	grep -qF -- "$want" <<<"$out" || fail "swarm: $name: '$*' failed otherwise than with '$want': $out"
-	pass "swarm: $name: refused with: $(grep -F -- "$want" <<<"$out" | head -1)"
-}
-sw_probe() {
-	local out rc=0
-	out=$("$@" 2>&1) || rc=$?
-	sw_log "probe (exit $rc): $*"
-	echo "$out" | sed 's/^/    /'
-}
-sw_probe dk host1 network create -d "$PLUGIN" --scope swarm --config-from apps-config --ipv4=false apps-v6only
-sw_probe dk host1 network create --config-only --ipv4=false --ipv6 --ipam-driver "$PLUGIN" --subnet fd00:245::/48 -o parent=eth0 v6-config
-sw_probe dk host1 network create -d "$PLUGIN" --scope swarm --config-from v6-config apps-v6only2
-sw_probe dk host1 network create -d "$PLUGIN" --scope swarm --config-from apps-config -o parent=eth1 apps-opt
-sw_probe dk host1 network create -d "$PLUGIN" --scope swarm --config-from apps-config --subnet 10.246.0.0/16 apps-sub
-sw_probe dk host1 network create -d "$PLUGIN" --scope swarm --ipam-driver "$PLUGIN" --subnet 10.246.0.0/16 -o parent=eth0 apps-noconf
-sw_probe dk host1 network ls
-sw_probe dk host1 service create --detach --name vip --network apps busybox sleep 86400
-wait_for "[ \$(sw_count vip) -ge 1 ]" 90 || sw_log "no vip task running: $(dk host1 service ps --no-trunc vip)"
-sw_probe dk host1 service inspect -f '{{json .Endpoint}}' vip
-sw_probe dk host1 service ps --no-trunc vip
-read -r ph pc _ < <(grep '^host2 ' /tmp/sw-web)
-sw_probe dk "$ph" exec "$pc" nslookup vip
-sw_probe dk "$ph" exec "$pc" nslookup tasks.vip
-sw_probe dk host1 service create --detach --name pub --endpoint-mode dnsrr --publish 8080:80 --network apps busybox sleep 86400
-sw_probe dk host1 service rm vip pub
+# The network's settings come from the config-only network alone.
+sw_refused config-from-ipv4 'user specified configurations are not supported if the network depends on a configuration network' \
+	dk host1 network create -d "$PLUGIN" --scope swarm --config-from apps-config --ipv4=false apps-v6
+sw_refused config-from-subnet 'user specified configurations are not supported if the network depends on a configuration network' \
+	dk host1 network create -d "$PLUGIN" --scope swarm --config-from apps-config --subnet 10.246.0.0/16 apps-sub
+sw_refused config-from-opt 'network driver options are not supported if the network depends on a configuration network' \
+	dk host1 network create -d "$PLUGIN" --scope swarm --config-from apps-config -o parent=eth1 apps-opt
+# An IPv6-only configuration is accepted as a config-only network, but no
+# swarm network can take it.
+dk host1 network create --config-only --ipv4=false --ipv6 --ipam-driver "$PLUGIN" --subnet fd00:245::/48 -o parent=eth0 v6-config >/dev/null ||
+	fail "swarm: an IPv6-only config-only network was refused"
+sw_refused ipv6-only 'IPv4 cannot be disabled in a Swarm scoped network' \
+	dk host1 network create -d "$PLUGIN" --scope swarm --config-from v6-config apps-v6
+dk host1 network rm v6-config >/dev/null
+# No load balancer: published ports need the ingress network's VIPs.
+sw_refused publish "port published with ingress mode can't be used with dnsrr mode" \
+	dk host1 service create --detach --name pub --endpoint-mode dnsrr --publish 8080:80 --network apps busybox sleep 86400
+# Without --endpoint-mode dnsrr (VIP mode, the default) the service is
+# created, but Swarm allocates it no virtual IP on this network: its name
+# resolves to the tasks' addresses, as with dnsrr.
+dk host1 service create --detach --name vip --replicas 2 --network apps busybox sleep 86400 >/dev/null 2>&1 ||
+	fail "swarm: a VIP-mode service on the network was refused"
+wait_for "[ \$(sw_count vip) = 2 ]" 420 || fail "swarm: the VIP-mode service's tasks did not start: $(dk host1 service ps --no-trunc vip)"
+sw_tasks vip >/tmp/sw-vip
+vips=$(dk host1 service inspect -f '{{json .Endpoint.VirtualIPs}}' vip)
+[ "$(jq -r '[.[] | .Addr // empty] | length' <<<"$vips")" = 0 ] || fail "swarm: the VIP-mode service got a virtual IP: $vips"
+sw_resolves vip /tmp/sw-vip
+pass "swarm: a service without --endpoint-mode dnsrr runs, with no virtual IP ($vips); its name resolves to its tasks' addresses"
+dk host1 service rm vip >/dev/null
 # Attachable: a container started by hand on a worker joins the swarm network.
 dk host2 run -d --name sw-standalone --net apps busybox sleep 86400 >/dev/null || fail "swarm: docker run --net apps on a worker failed"
 sa=$(dk host2 inspect -f '{{with index .NetworkSettings.Networks "apps"}}{{.IPAddress}}{{end}}' sw-standalone)
@@ -220,7 +235,7 @@ sw_phase() {
 	t0=$(now_ms)
 	"$@" >/dev/null || fail "swarm: $name: '$*' failed"
 	t_cmd=$(($(now_ms) - t0))
-	wait_for "$SW_WAIT" 180 || fail "swarm: $name: the service did not converge: $(dk host1 service ps api)"
+	wait_for "$SW_WAIT" 420 || fail "swarm: $name: the service did not converge: $(dk host1 service ps api)"
 	after=$(sw_addrs api; sw_addrs web host3)
 	new=$(comm -13 <(echo "$before" | sort) <(echo "$after" | sort) | xargs)
 	gone=$(comm -23 <(echo "$before" | sort) <(echo "$after" | sort) | xargs)
@@ -236,12 +251,12 @@ sw_phase() {
 	pass "swarm: $name: '$*' returned in ${t_cmd} ms; new [$new] announced and gone [$gone] withdrawn at both leaves after ${t_conv} ms; kept [$kept] never left them (polled every 100 ms)"
 	echo "swarm_${name}_cmd_ms=$t_cmd swarm_${name}_converged_ms=$t_conv" >>/payload-out/timings.txt
 }
-SW_WAIT="[ \$(sw_count api) = 4 ]"
-sw_phase scale-up dk host1 service scale --detach api=4
-SW_WAIT="[ \"\$(dk host1 service inspect -f '{{.UpdateStatus.State}}' api)\" = completed ] && [ \$(sw_count api) = 4 ]"
+SW_WAIT="[ \"\$(dk host1 service inspect -f '{{.UpdateStatus.State}}' api)\" = completed ] && [ \$(sw_count api) = 2 ]"
 old_api=$(sw_addrs api | sort)
 sw_phase rolling-restart dk host1 service update --detach --force api
 [ -z "$(comm -12 <(echo "$old_api") <(sw_addrs api | sort))" ] || fail "swarm: rolling-restart: some api task was not replaced"
+SW_WAIT="[ \$(sw_count api) = 4 ]"
+sw_phase scale-up dk host1 service scale --detach api=4
 SW_WAIT="[ \$(sw_count api) = 2 ] && [ \$(dk host1 service ps -q --filter desired-state=running api | wc -l) = 2 ]"
 sw_phase scale-down dk host1 service scale --detach api=2
 
@@ -276,11 +291,23 @@ for h in $SW_NODES; do
 done
 pass "swarm: no call of the engines' to the plugins failed on any node"
 
+# Without a config-only network, `--scope swarm` takes -o and --ipam-driver
+# on the manager; what a task of it meets on a node:
+sw_probe dk host1 network create -d "$PLUGIN" --scope swarm --ipam-driver "$PLUGIN" --subnet 10.246.0.0/16 --ipv6 --subnet fd00:246::/48 -o parent=eth0 --attachable apps-noconf
+sw_probe dk host1 service create --detach --name noconf --replicas 1 --endpoint-mode dnsrr --network apps-noconf busybox sleep 86400
+wait_for "dk host1 service ps --no-trunc noconf | grep -Eq 'Running +Running|Rejected|Failed'" 300 || true
+sw_probe dk host1 service ps --no-trunc noconf
+for h in $SW_NODES; do
+	sw_probe dk "$h" network inspect -f '{{.IPAM.Driver}} {{json .IPAM.Config}} {{json .Options}}' apps-noconf
+	sw_probe sh -c "dk $h ps -q --filter label=com.docker.swarm.service.name=noconf | xargs -r docker -H unix:///run/$h/docker.sock inspect -f '{{json .NetworkSettings.Networks}}'"
+done
+dk host1 service rm noconf >/dev/null 2>&1 || true
+wait_for "[ \$(sw_count noconf) = 0 ]" 120 || true
+dk host1 network rm apps-noconf >/dev/null 2>&1 || sw_log "apps-noconf not removed"
 dk host1 network rm apps >/dev/null
 for h in host3 host2; do dk "$h" swarm leave >/dev/null; done
 dk host1 swarm leave --force >/dev/null
 for h in $SW_NODES; do dk "$h" network rm apps-config >/dev/null; done
-dk host1 network rm v6-config >/dev/null 2>&1 || true
 
 # ---- back to what the other scenarios expect ----
 restore=()
