@@ -59,8 +59,12 @@ check:
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
-# Unit tests and the namespace tests (real kernel, real FRR and BIRD).
+# Unit tests and the namespace tests (real kernel, real FRR and BIRD). The
+# namespace tests run without network and build the gobgp CLI and gobgpd
+# (tools of go.mod) offline: `go mod download` puts every module of go.mod,
+# tools included, in the module cache first.
 unit: deps
+	$(GO) mod download
 	IPVLAN_BGP_REQUIRE_ALL=1 $(GO) test -count=1 ./...
 
 # Everything the lab VM runs: the plugin, the kernel-dependent test binaries,

@@ -167,8 +167,9 @@ func serveCall[Req, Res any](s *Server, r *http.Request, c spec, fn func(context
 	}()
 	req := new(Req)
 	if _, bodyless := any(req).(*empty); !bodyless {
+		// Docker names the call itself ("IpamDriver.RequestPool: ...").
 		if err := decode(r.Body, req, c.needs); err != nil {
-			return nil, fmt.Errorf("%s: %w", r.URL.Path[1:], err)
+			return nil, err
 		}
 	}
 	if c.gated {

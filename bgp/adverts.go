@@ -9,11 +9,11 @@ import (
 	"strings"
 	"time"
 
-	api "github.com/osrg/gobgp/v3/api"
-	"github.com/osrg/gobgp/v3/pkg/apiutil"
-	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
 	"github.com/sirupsen/logrus"
 
+	"github.com/ipvlan-bgp/ipvlan-bgp/bgp/config"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 )
 
@@ -33,7 +33,7 @@ func (a pathAttrs) equal(b pathAttrs) bool {
 // the minimum prefix lengths. GoBGP's export policy applies the same rules
 // (start.go), also to paths added through its API.
 func (s *Speaker) exportAllowed(p netip.Prefix) bool {
-	return slices.ContainsFunc(s.exportRules, func(r PrefixRule) bool { return r.Contains(p) })
+	return slices.ContainsFunc(s.exportRules, func(r config.PrefixRule) bool { return r.Contains(p) })
 }
 
 // CheckExport says why p would never be announced whatever else changes: a
@@ -42,15 +42,15 @@ func (s *Speaker) exportAllowed(p netip.Prefix) bool {
 // A prefix merely outside the allow list is not an error: the allow list
 // narrows what this host announces, and it may change.
 func (s *Speaker) CheckExport(p netip.Prefix) error {
-	if s.exportAllowed(p) || p.Bits() >= s.cfg.ExportMinLen.of(p) {
+	if s.exportAllowed(p) || p.Bits() >= s.cfg.ExportMinLen.Of(p) {
 		return nil
 	}
-	setting := EnvExportMinV4Len
+	setting := config.EnvExportMinV4Len
 	if p.Addr().Is6() {
-		setting = EnvExportMinV6Len
+		setting = config.EnvExportMinV6Len
 	}
 	return fmt.Errorf("%s is shorter than /%d, the shortest prefix this host announces: name it in %s, or lower %s",
-		p, s.cfg.ExportMinLen.of(p), EnvExportAllow, setting)
+		p, s.cfg.ExportMinLen.Of(p), config.EnvExportAllow, setting)
 }
 
 // acceptable drops, with a log line, the adverts GoBGP could not carry
@@ -68,7 +68,7 @@ func (s *Speaker) acceptable(owner string, adverts []route.Advert) []route.Adver
 		if err := s.CheckExport(a.Prefix); err != nil {
 			log.WithError(err).Warn("not announcing prefix")
 		} else if !s.exportAllowed(a.Prefix) {
-			log.WithField("setting", EnvExportAllow).Warn("not announcing prefix: outside the export allow list")
+			log.WithField("setting", config.EnvExportAllow).Warn("not announcing prefix: outside the export allow list")
 		}
 		out = append(out, a)
 	}
@@ -95,23 +95,23 @@ func sortedUnion(a, b []string) []string {
 }
 
 // reconcile applies the changes since the last run to GoBGP's locally
-// originated paths: adds or replaces what differs, withdraws what is gone.
-// Failed prefixes stay marked for the retry.
+// originated paths: adds or replaces what differs, withdraws what is gone,
+// in batches. Failed prefixes stay marked for the retry.
 func (s *Speaker) reconcile(ctx context.Context) error {
 	s.reconcileMu.Lock()
 	defer s.reconcileMu.Unlock()
 	s.mu.Lock()
 	changes := s.wanted.takeChanges(s.exportAllowed)
 	s.mu.Unlock()
-	var failed []netip.Prefix
-	var errs []error
-	for p, want := range changes {
-		if err := s.apply(ctx, p, want); err != nil {
-			failed = append(failed, p)
-			errs = append(errs, err)
-		}
-	}
+	adds, dels, failed, errs := s.plan(changes)
+	f, e := s.applyPaths(ctx, adds, s.addPaths, func(op pathOp) { s.announced[op.prefix] = op.attrs })
+	failed, errs = append(failed, f...), append(errs, e...)
+	f, e = s.applyPaths(ctx, dels, s.deletePaths, func(op pathOp) { delete(s.announced, op.prefix) })
+	failed, errs = append(failed, f...), append(errs, e...)
 	s.announcedCount.Store(int64(len(s.announced)))
+	if len(adds)+len(dels) > 0 && s.log.Logger.IsLevelEnabled(logrus.DebugLevel) {
+		s.log.WithFields(logrus.Fields{"announced": len(adds), "withdrawn": len(dels), "failed": len(failed)}).Debug("announcements applied")
+	}
 	if len(failed) == 0 {
 		return nil
 	}
@@ -121,50 +121,97 @@ func (s *Speaker) reconcile(ctx context.Context) error {
 	return fmt.Errorf("%d of %d changes failed, first: %w", len(failed), len(changes), errs[0])
 }
 
-// apply brings one prefix to want (nil: withdrawn).
-func (s *Speaker) apply(ctx context.Context, p netip.Prefix, want *pathAttrs) error {
-	cur, announced := s.announced[p]
-	switch {
-	case want == nil && announced:
-		return s.withdraw(ctx, p, cur)
-	case want != nil && (!announced || !cur.equal(*want)):
-		return s.announce(ctx, p, *want)
+// pathOp is one prefix's path to add to (or delete from) GoBGP.
+type pathOp struct {
+	prefix netip.Prefix
+	attrs  pathAttrs
+	path   *apiutil.Path
+}
+
+// plan sorts the changes into paths to add or replace and paths to
+// withdraw, against what GoBGP holds (announced).
+func (s *Speaker) plan(changes map[netip.Prefix]*pathAttrs) (adds, dels []pathOp, failed []netip.Prefix, errs []error) {
+	for p, want := range changes {
+		cur, announced := s.announced[p]
+		op := pathOp{prefix: p}
+		switch {
+		case want == nil && announced:
+			op.attrs = cur
+		case want != nil && (!announced || !cur.equal(*want)):
+			op.attrs = *want
+		default:
+			continue
+		}
+		path, err := buildPath(p, op.attrs)
+		if err != nil {
+			failed, errs = append(failed, p), append(errs, fmt.Errorf("build path for %s: %w", p, err))
+			continue
+		}
+		op.path = path
+		if want == nil {
+			dels = append(dels, op)
+		} else {
+			adds = append(adds, op)
+		}
+	}
+	return adds, dels, failed, errs
+}
+
+// maxPathBatch bounds the paths of one GoBGP call: each call holds GoBGP's
+// server loop, which the sessions need too.
+const maxPathBatch = 1000
+
+// applyPaths hands ops to GoBGP (call) in batches; done records each that
+// went in. When GoBGP refuses a batch, its paths are tried one by one, so a
+// bad path fails alone.
+func (s *Speaker) applyPaths(ctx context.Context, ops []pathOp, call func([]*apiutil.Path) error, done func(pathOp)) (failed []netip.Prefix, errs []error) {
+	for batch := range slices.Chunk(ops, maxPathBatch) {
+		if ctx.Err() != nil {
+			return append(failed, prefixesOf(batch)...), append(errs, ctx.Err())
+		}
+		paths := make([]*apiutil.Path, len(batch))
+		for i, op := range batch {
+			paths[i] = op.path
+		}
+		if call(paths) == nil {
+			for _, op := range batch {
+				done(op)
+			}
+			continue
+		}
+		for _, op := range batch {
+			if err := call([]*apiutil.Path{op.path}); err != nil {
+				failed, errs = append(failed, op.prefix), append(errs, fmt.Errorf("%s: %w", op.prefix, err))
+				continue
+			}
+			done(op)
+		}
+	}
+	return failed, errs
+}
+
+func prefixesOf(ops []pathOp) []netip.Prefix {
+	out := make([]netip.Prefix, len(ops))
+	for i, op := range ops {
+		out[i] = op.prefix
+	}
+	return out
+}
+
+// addPaths adds (or, for a prefix already there, replaces) paths.
+func (s *Speaker) addPaths(paths []*apiutil.Path) error {
+	if _, err := s.server.AddPath(apiutil.AddPathRequest{Paths: paths}); err != nil {
+		return fmt.Errorf("announce: %w", err)
 	}
 	return nil
 }
 
-// announce adds (or, for a prefix already there, replaces) one path.
-func (s *Speaker) announce(ctx context.Context, p netip.Prefix, attrs pathAttrs) error {
-	path, err := buildPath(p, attrs)
-	if err != nil {
-		return fmt.Errorf("build path for %s: %w", p, err)
-	}
-	if _, err := s.server.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: path}); err != nil {
-		return fmt.Errorf("announce %s: %w", p, err)
-	}
-	s.announced[p] = attrs
-	if s.log.Logger.IsLevelEnabled(logrus.DebugLevel) { // spare 10k field maps per bulk Set
-		s.log.WithFields(logrus.Fields{"prefix": p, "communities": attrs.communities,
-			"large_communities": attrs.largeCommunities}).Debug("announced")
-	}
-	return nil
-}
-
-// withdraw deletes our path for p, naming the path: a DeletePath naming
-// neither a path nor a UUID deletes every local path, and one naming a UUID
-// costs a scan of the whole RIB per call in GoBGP v3.37.0 (minutes for 10k
-// withdrawals), while a named path is found by its key.
-func (s *Speaker) withdraw(ctx context.Context, p netip.Prefix, attrs pathAttrs) error {
-	path, err := buildPath(p, attrs)
-	if err != nil {
-		return fmt.Errorf("build path for %s: %w", p, err)
-	}
-	if err := s.server.DeletePath(ctx, &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Path: path}); err != nil {
-		return fmt.Errorf("withdraw %s: %w", p, err)
-	}
-	delete(s.announced, p)
-	if s.log.Logger.IsLevelEnabled(logrus.DebugLevel) {
-		s.log.WithField("prefix", p).Debug("withdrawn")
+// deletePaths withdraws our paths, naming each: a DeletePath naming no path
+// (nor UUID) deletes every local path, and one naming UUIDs scans the whole
+// RIB per UUID, while a named path is found by its key.
+func (s *Speaker) deletePaths(paths []*apiutil.Path) error {
+	if err := s.server.DeletePath(apiutil.DeletePathRequest{Paths: paths}); err != nil {
+		return fmt.Errorf("withdraw: %w", err)
 	}
 	return nil
 }
@@ -172,18 +219,23 @@ func (s *Speaker) withdraw(ctx context.Context, p netip.Prefix, attrs pathAttrs)
 // buildPath makes a locally originated path with an unspecified next hop:
 // GoBGP then sends each peer the local address of that session (next-hop
 // self), the host's own address on the link.
-func buildPath(p netip.Prefix, attrs pathAttrs) (*api.Path, error) {
-	origin := bgp.NewPathAttributeOrigin(bgp.BGP_ORIGIN_ATTR_TYPE_IGP)
-	var nlri bgp.AddrPrefixInterface
+func buildPath(p netip.Prefix, attrs pathAttrs) (*apiutil.Path, error) {
+	nlri, err := bgp.NewIPAddrPrefix(p)
+	if err != nil {
+		return nil, err
+	}
+	family := bgp.RF_IPv4_UC
 	var nexthop bgp.PathAttributeInterface
 	if p.Addr().Is4() {
-		nlri = bgp.NewIPAddrPrefix(uint8(p.Bits()), p.Addr().String())
-		nexthop = bgp.NewPathAttributeNextHop("0.0.0.0")
+		nexthop, err = bgp.NewPathAttributeNextHop(netip.IPv4Unspecified())
 	} else {
-		nlri = bgp.NewIPv6AddrPrefix(uint8(p.Bits()), p.Addr().String())
-		nexthop = bgp.NewPathAttributeMpReachNLRI("::", []bgp.AddrPrefixInterface{nlri})
+		family = bgp.RF_IPv6_UC
+		nexthop, err = bgp.NewPathAttributeMpReachNLRI(family, []bgp.PathNLRI{{NLRI: nlri}}, netip.IPv6Unspecified())
 	}
-	pattrs := []bgp.PathAttributeInterface{origin, nexthop}
+	if err != nil {
+		return nil, fmt.Errorf("next hop: %w", err)
+	}
+	pattrs := []bgp.PathAttributeInterface{bgp.NewPathAttributeOrigin(bgp.BGP_ORIGIN_ATTR_TYPE_IGP), nexthop}
 	if len(attrs.communities) > 0 {
 		values, err := communityValues(attrs.communities)
 		if err != nil {
@@ -198,7 +250,7 @@ func buildPath(p netip.Prefix, attrs pathAttrs) (*api.Path, error) {
 		}
 		pattrs = append(pattrs, bgp.NewPathAttributeLargeCommunities(values))
 	}
-	return apiutil.NewPath(nlri, false, pattrs, time.Now())
+	return &apiutil.Path{Family: family, Nlri: nlri, Attrs: pattrs, Age: time.Now().Unix()}, nil
 }
 
 // communityValues packs "ASN:VALUE" communities into their 32-bit form.

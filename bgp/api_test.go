@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -12,30 +13,18 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
+
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 )
-
-// gobgpCLI builds the stock gobgp CLI of the embedded version: go.mod names
-// it as a tool, so the module cache that built this package builds it too,
-// offline (the test's namespace has no network). A build failure fails the
-// test: a skip here would hide a broken API.
-func gobgpCLI(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "gobgp")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/osrg/gobgp/v3/cmd/gobgp")
-	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build the gobgp CLI (a tool in go.mod): %v\n%s", err, out)
-	}
-	return bin
-}
 
 // TestGobgpCLIOnAPISocket runs the stock gobgp CLI against the API socket:
 // it lists our neighbour and our announced path, over the socket and over
 // BGP_API_TCP. The socket replaces a stale one, is root-only, and goes away
 // on Stop.
 func TestGobgpCLIOnAPISocket(t *testing.T) {
-	cli := gobgpCLI(t)
+	cli := goBuild(t, t.TempDir(), "github.com/osrg/gobgp/v4/cmd/gobgp")
 	sock := filepath.Join(t.TempDir(), "gobgp.sock")
 	stale, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
 	if err != nil {
@@ -166,14 +155,28 @@ func TestCheckCallerOnLoopback(t *testing.T) {
 	}
 }
 
-// TestGoBGPFatalDoesNotExit: GoBGP calls Fatal when its gRPC listener
-// fails; the plugin must survive it, with the error in Status.
-func TestGoBGPFatalDoesNotExit(t *testing.T) {
+// TestGoBGPErrorKeptInStatus: an error GoBGP logs (it logs a gRPC or BFD
+// listener it could not open, and goes on) reaches the log with our field
+// names and is kept for Status; once the speaker is stopping GoBGP, the
+// error its Stop logs about a StopBgp already made is not.
+func TestGoBGPErrorKeptInStatus(t *testing.T) {
 	s := NewSpeaker(testConfig(), Options{Log: speakerLog(t)})
-	l := &gobgpLogger{log: s.log, failed: s.recordErr}
-	l.Fatal("failed to listen grpc port", map[string]any{"Err": "address in use"})
+	log, hook := logtest.NewNullLogger()
+	bridge := &slogBridge{log: logrus.NewEntry(log), failed: s.recordErr}
+	gobgp := bridge.logger().With(slog.String("Topic", "Peer"), slog.String("Key", "10.0.0.1"))
+	gobgp.Error("Can't listen UDP", slog.String("Address", ":3784"), slog.Any("Error", errors.New("address already in use")))
 	st, err := s.Status(context.Background())
-	if err != nil || !strings.Contains(st.LastError, "failed to listen grpc port") {
-		t.Fatalf("Status = %+v, %v; want GoBGP's fatal error kept", st, err)
+	if err != nil || st.LastError != "GoBGP error: Can't listen UDP: address already in use" {
+		t.Fatalf("Status = %+v, %v; want GoBGP's error kept", st, err)
+	}
+	gobgp.Info("Peer Up", slog.String("State", "BGP_FSM_OPENCONFIRM"))
+	last := hook.LastEntry()
+	if last.Message != "Peer Up" || last.Data["peer"] != "10.0.0.1" || last.Data["topic"] != "Peer" || last.Data["state"] != "BGP_FSM_OPENCONFIRM" {
+		t.Errorf("GoBGP's info line logged as %q %v; want peer, topic and state fields", last.Message, last.Data)
+	}
+	bridge.stopping.Store(true)
+	gobgp.Error("failed to stop BGP server", slog.Any("Error", errors.New("BGP server is not running")))
+	if st, _ := s.Status(context.Background()); strings.Contains(st.LastError, "failed to stop") {
+		t.Errorf("the error of GoBGP's Stop after our StopBgp was kept: %q", st.LastError)
 	}
 }

@@ -13,14 +13,16 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/ipvlan-bgp/ipvlan-bgp/bgp/config"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/unixsock"
 )
 
 // apiServer exposes GoBGP's gRPC API on the operator's socket. GoBGP only
-// serves gRPC on listeners it opens itself, and ends the process if that
-// fails; so it listens in a private 0700 directory only we create (nothing
-// there can fail or collide), and the operator-facing listeners, opened and
-// checked here, relay connections to it.
+// serves gRPC on listeners it opens itself, and reports a failure to open
+// one only in its log; so it listens in a private 0700 directory only we
+// create (nothing there can fail or collide), and the operator-facing
+// listeners, opened and checked here (the caller's uid on loopback TCP),
+// relay connections to it.
 type apiServer struct {
 	dir       string // private directory holding GoBGP's own socket
 	socket    string // the public unix socket, removed on close
@@ -29,7 +31,7 @@ type apiServer struct {
 }
 
 // newAPIServer opens the public listeners; nil when the API is off.
-func newAPIServer(cfg Config, log *logrus.Entry) (*apiServer, error) {
+func newAPIServer(cfg config.Config, log *logrus.Entry) (*apiServer, error) {
 	if cfg.APISocket == "" && cfg.APITCP == "" {
 		return nil, nil
 	}
@@ -42,7 +44,7 @@ func newAPIServer(cfg Config, log *logrus.Entry) (*apiServer, error) {
 		l, err := unixsock.Listen(cfg.APISocket, 0o600)
 		if err != nil {
 			_ = a.close()
-			return nil, fmt.Errorf("%s: %w", EnvAPISocket, err)
+			return nil, fmt.Errorf("%s: %w", config.EnvAPISocket, err)
 		}
 		a.socket = cfg.APISocket
 		a.listeners = append(a.listeners, l)
@@ -51,7 +53,7 @@ func newAPIServer(cfg Config, log *logrus.Entry) (*apiServer, error) {
 		l, err := net.Listen("tcp", cfg.APITCP)
 		if err != nil {
 			_ = a.close()
-			return nil, fmt.Errorf("%s: %w", EnvAPITCP, err)
+			return nil, fmt.Errorf("%s: %w", config.EnvAPITCP, err)
 		}
 		a.listeners = append(a.listeners, l)
 	}

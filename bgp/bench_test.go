@@ -8,12 +8,11 @@ import (
 	"testing"
 	"time"
 
-	api "github.com/osrg/gobgp/v3/api"
-	"github.com/osrg/gobgp/v3/pkg/server"
+	"github.com/google/uuid"
+	api "github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	"github.com/osrg/gobgp/v4/pkg/server"
 	"github.com/sirupsen/logrus"
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/testnet"
@@ -26,8 +25,8 @@ type benchFabric struct {
 	ns      *testnet.NS
 	speaker *Speaker
 	raw     *server.BgpServer
-	frr     *testnet.FRR             // nil when the peer is BIRD
-	routes  chan netlink.RouteUpdate // the peer kernel's route changes
+	frr     *testnet.FRR // nil when the peer is BIRD
+	routes  routeEvents  // the peer kernel's route changes
 }
 
 func newBenchFabric(b *testing.B, peer string) *benchFabric {
@@ -40,9 +39,8 @@ func newBenchFabric(b *testing.B, peer string) *benchFabric {
 		testnet.Host.AddAddr(b, hostIf, sub+".1/30")
 		ns.AddAddr(b, peerIf, sub+".2/30")
 	}
-	f := &benchFabric{ns: ns, routes: make(chan netlink.RouteUpdate, 65536)}
+	f := &benchFabric{ns: ns, routes: watchRoutes(b, ns)}
 	f.startPeer(b, peer)
-	f.watchKernel(b)
 	cfg := testConfig(numbered("10.0.20.2", 65020))
 	f.speaker = NewSpeaker(cfg, Options{Log: quietLog()})
 	if err := f.speaker.Start(context.Background()); err != nil {
@@ -74,23 +72,9 @@ protocol bgp raw { local 10.0.21.2 as 65020; neighbor 10.0.21.1 as 64513; ipv4 {
  neighbor 10.0.21.1 remote-as 64513`))
 }
 
-// watchKernel subscribes to the peer namespace's route changes.
-func (f *benchFabric) watchKernel(b *testing.B) {
-	h, err := netns.GetFromName(f.ns.Name)
-	if err != nil {
-		b.Fatal(err)
-	}
-	done := make(chan struct{})
-	b.Cleanup(func() { close(done); _ = h.Close() })
-	err = netlink.RouteSubscribeWithOptions(f.routes, done, netlink.RouteSubscribeOptions{Namespace: &h})
-	if err != nil {
-		b.Fatal(err)
-	}
-}
-
 // startRawGoBGP is the baseline: GoBGP with no plugin code around it.
 func startRawGoBGP(b *testing.B, peer string) *server.BgpServer {
-	s := server.NewBgpServer(server.LoggerOption(&gobgpLogger{log: quietLog(), failed: func(error, string, logrus.Fields) {}}))
+	s := server.NewBgpServer() // logging nowhere
 	go s.Serve()
 	ctx := context.Background()
 	global := &api.Global{Asn: 64513, RouterId: "192.0.2.251", ListenPort: -1}
@@ -108,21 +92,7 @@ func startRawGoBGP(b *testing.B, peer string) *server.BgpServer {
 
 // waitKernel waits for prefix to be added (or deleted) in the peer's kernel.
 func (f *benchFabric) waitKernel(b *testing.B, prefix netip.Prefix, added bool) {
-	want := uint16(unix.RTM_DELROUTE)
-	if added {
-		want = unix.RTM_NEWROUTE
-	}
-	timeout := time.After(30 * time.Second)
-	for {
-		select {
-		case u := <-f.routes:
-			if u.Type == want && u.Dst != nil && u.Dst.String() == prefix.String() {
-				return
-			}
-		case <-timeout:
-			b.Fatalf("timed out waiting for %s (added=%v) in the peer's kernel", prefix, added)
-		}
-	}
+	f.routes.wait(b, prefix, added, 30*time.Second)
 }
 
 // cycle measures one announce and one withdraw to the peer's kernel.
@@ -162,10 +132,10 @@ func benchLatency(b *testing.B, peer string) {
 			func() { f.speaker.Set("bench", []route.Advert{{Prefix: p}}) },
 			func() { f.speaker.Set("bench", nil) }))
 		p = benchPrefix(2*i + 1)
-		var uuid []byte
+		var id uuid.UUID
 		raw.add(f.cycle(b, p,
-			func() { uuid = rawAdd(b, f.raw, p) },
-			func() { rawDelete(b, f.raw, uuid) }))
+			func() { id = rawAdd(b, f.raw, p) },
+			func() { rawDelete(b, f.raw, id) }))
 	}
 	b.StopTimer()
 	sp.report(b, "speaker")
@@ -176,20 +146,20 @@ func benchLatency(b *testing.B, peer string) {
 		raw.median(raw.announce), raw.p99(raw.announce), raw.median(raw.withdraw), raw.p99(raw.withdraw), b.N)
 }
 
-func rawAdd(b *testing.B, s *server.BgpServer, p netip.Prefix) []byte {
+func rawAdd(b *testing.B, s *server.BgpServer, p netip.Prefix) uuid.UUID {
 	path, err := buildPath(p, pathAttrs{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	resp, err := s.AddPath(context.Background(), &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: path})
+	resp, err := s.AddPath(apiutil.AddPathRequest{Paths: []*apiutil.Path{path}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	return resp.Uuid
+	return resp[0].UUID
 }
 
-func rawDelete(b *testing.B, s *server.BgpServer, uuid []byte) {
-	if err := s.DeletePath(context.Background(), &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Uuid: uuid}); err != nil {
+func rawDelete(b *testing.B, s *server.BgpServer, id uuid.UUID) {
+	if err := s.DeletePath(apiutil.DeletePathRequest{UUIDs: []uuid.UUID{id}}); err != nil {
 		b.Fatal(err)
 	}
 }
@@ -198,7 +168,7 @@ func rawDelete(b *testing.B, s *server.BgpServer, uuid []byte) {
 func rawWithdraw(b *testing.B, s *server.BgpServer, p netip.Prefix) {
 	path, err := buildPath(p, pathAttrs{})
 	if err == nil {
-		err = s.DeletePath(context.Background(), &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Path: path})
+		err = s.DeletePath(apiutil.DeletePathRequest{Paths: []*apiutil.Path{path}})
 	}
 	if err != nil {
 		b.Fatal(err)
@@ -207,11 +177,11 @@ func rawWithdraw(b *testing.B, s *server.BgpServer, p netip.Prefix) {
 
 // waitSessions waits until both speakers' sessions are up.
 func (f *benchFabric) waitSessions(b *testing.B) {
-	for _, s := range []*server.BgpServer{f.speaker.Server(), f.raw} {
+	for _, s := range []*server.BgpServer{f.speaker.server, f.raw} {
 		testnet.WaitFor(b, 60*time.Second, "benchmark session", func() (bool, string) {
 			up := false
 			_ = s.ListPeer(context.Background(), &api.ListPeerRequest{}, func(p *api.Peer) {
-				up = p.GetState().GetSessionState() == api.PeerState_ESTABLISHED
+				up = p.GetState().GetSessionState() == api.PeerState_SESSION_STATE_ESTABLISHED
 			})
 			return up, "not established"
 		})

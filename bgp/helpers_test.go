@@ -4,6 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,7 +15,11 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
+	"github.com/ipvlan-bgp/ipvlan-bgp/bgp/config"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/testnet"
 )
@@ -64,24 +72,24 @@ func link(t *testing.T, prefix string) (ns *testnet.NS, hostIf, peerIf string) {
 
 // testConfig is a speaker config with fast timers, no listening (GoBGP
 // connects out) and no API socket.
-func testConfig(neighbors ...Neighbor) Config {
-	return Config{
+func testConfig(neighbors ...config.Neighbor) config.Config {
+	return config.Config{
 		ASN:             64512,
 		RouterID:        netip.MustParseAddr("192.0.2.250"),
 		Neighbors:       neighbors,
-		GracefulRestart: GracefulRestart{Enabled: true, RestartTime: 120 * time.Second},
+		GracefulRestart: config.GracefulRestart{Enabled: true, RestartTime: 120 * time.Second},
 	}
 }
 
-func numbered(addr string, as uint32) Neighbor {
-	return Neighbor{Address: netip.MustParseAddr(addr), PeerSettings: PeerSettings{
+func numbered(addr string, as uint32) config.Neighbor {
+	return config.Neighbor{Address: netip.MustParseAddr(addr), PeerSettings: config.PeerSettings{
 		RemoteAS: as, HoldTime: 9 * time.Second, Keepalive: 3 * time.Second,
-		Families: []Family{IPv4Unicast, IPv6Unicast},
+		Families: []config.Family{config.IPv4Unicast, config.IPv6Unicast},
 	}}
 }
 
 // startSpeaker starts a speaker and stops it (with Cease) when the test ends.
-func startSpeaker(t *testing.T, cfg Config) *Speaker {
+func startSpeaker(t *testing.T, cfg config.Config) *Speaker {
 	t.Helper()
 	s := NewSpeaker(cfg, Options{Log: speakerLog(t)})
 	if err := s.Start(context.Background()); err != nil {
@@ -156,4 +164,77 @@ func kernelRoute(ns *testnet.NS, prefix string) string {
 	}
 	out, _ := ns.Try(args...)
 	return strings.TrimSpace(out)
+}
+
+// goBuild builds pkg, a package of this module or a tool of its go.mod
+// (the gobgp CLI, gobgpd), into dir and returns the binary, static as the
+// plugin ships. It builds offline, as the test's namespace has no network:
+// the modules come from the module cache, which `go mod download` fills
+// (`make unit` runs it). Failing to build fails the test, so a test that
+// could not run never passes as skipped.
+func goBuild(t testing.TB, dir, pkg string) string {
+	t.Helper()
+	bin := filepath.Join(dir, path.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", bin, pkg)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOPROXY=off")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build %s offline (run `go mod download` once with network): %v\n%s", pkg, err, out)
+	}
+	return bin
+}
+
+// routeEvents are the route changes of a namespace's kernel.
+type routeEvents chan netlink.RouteUpdate
+
+// watchRoutes follows ns's kernel route changes until the test ends.
+func watchRoutes(t testing.TB, ns *testnet.NS) routeEvents {
+	t.Helper()
+	h, err := netns.GetFromName(ns.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := make(routeEvents, 65536)
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done); _ = h.Close() })
+	if err := netlink.RouteSubscribeWithOptions(events, done, netlink.RouteSubscribeOptions{Namespace: &h}); err != nil {
+		t.Fatal(err)
+	}
+	return events
+}
+
+// wait waits for prefix to be added (or deleted) and returns when that was
+// seen.
+func (e routeEvents) wait(t testing.TB, prefix netip.Prefix, added bool, timeout time.Duration) time.Time {
+	t.Helper()
+	want := uint16(unix.RTM_DELROUTE)
+	if added {
+		want = unix.RTM_NEWROUTE
+	}
+	deadline := time.After(timeout)
+	for {
+		select {
+		case u := <-e:
+			if u.Type == want && u.Dst != nil && u.Dst.String() == prefix.String() {
+				return time.Now()
+			}
+		case <-deadline:
+			t.Fatalf("timed out after %s waiting for %s (added=%v) in the kernel", timeout, prefix, added)
+		}
+	}
+}
+
+// deletions drains the changes seen so far and counts the deletions of
+// prefix among them.
+func (e routeEvents) deletions(prefix netip.Prefix) int {
+	n := 0
+	for {
+		select {
+		case u := <-e:
+			if u.Type == unix.RTM_DELROUTE && u.Dst != nil && u.Dst.String() == prefix.String() {
+				n++
+			}
+		default:
+			return n
+		}
+	}
 }

@@ -3,36 +3,41 @@ package bgp
 import (
 	"context"
 	"fmt"
-	"maps"
 	"net/netip"
 	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
 
-	api "github.com/osrg/gobgp/v3/api"
-	"github.com/osrg/gobgp/v3/pkg/server"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	"github.com/osrg/gobgp/v4/pkg/packet/bgp"
 	"github.com/sirupsen/logrus"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/ipvlan-bgp/ipvlan-bgp/bgp/config"
 	"github.com/ipvlan-bgp/ipvlan-bgp/fib"
 )
+
+// KernelRoutes is what the importer needs of the kernel's route table
+// (*fib.Table): replace a batch of routes, a route without next hops
+// removing its prefix.
+type KernelRoutes interface {
+	ReplaceBatch(ctx context.Context, routes []fib.Route) ([]fib.RouteError, error)
+}
 
 // importer installs the routes the speaker learns from its peers into the
 // kernel: one route per prefix, ECMP over every equal best path.
 //
-// It relies on GoBGP's best-path watch with use-multiple-paths on: for each
-// prefix that changed, an event carries the prefix's whole set of equal best
-// paths (or one withdrawn path when none is left), so a prefix's paths in an
-// event replace what was known before. Withdrawals and dropped sessions
-// arrive the same way.
+// GoBGP's best-path watch feeds it (bestPaths, peerChanged): with
+// use-multiple-paths on, an event carries for each changed prefix the paths
+// that joined its set of equal best paths and, withdrawn, those that left
+// it. The importer keeps every prefix's set and the kernel follows it.
+// Withdrawals and dropped sessions arrive the same way. It never calls
+// GoBGP: what it needs of the rest comes in importerDeps.
 type importer struct {
-	table     *fib.Table
-	policy    ImportPolicy
-	owned     func(netip.Prefix) bool
-	connected Connected // nil: none known
-	log       *logrus.Entry
+	importerDeps
+
+	// batches carries the decoded events to run's goroutine.
+	batches chan watchBatch
 
 	// ownedKick wakes run to check the learned routes under the prefixes
 	// in ownedPending against owned again; capacity 1, see ownedChanged.
@@ -42,8 +47,9 @@ type importer struct {
 
 	// The fields below belong to run's goroutine.
 
-	// learned holds every prefix's current best paths (withdrawn ones
-	// removed), so a change of owned can be applied without GoBGP.
+	// learned holds every prefix's current best paths, so a change of a
+	// path or of owned can be applied without GoBGP. A set is never changed
+	// in place: prefixes learned alike share one.
 	learned map[netip.Prefix][]hop
 	// lastHops is the path set last stored in learned: prefixes learned
 	// together mostly share it, and storing one slice for all of them
@@ -57,13 +63,28 @@ type importer struct {
 	peerLinks map[netip.Addr]string
 }
 
-func newImporter(table *fib.Table, policy ImportPolicy, owned func(netip.Prefix) bool, connected Connected, log *logrus.Entry) *importer {
+// importerDeps is what the importer is given at construction.
+type importerDeps struct {
+	kernel KernelRoutes
+	// links lists the sessions' interfaces: peer address (no zone) ->
+	// interface, for the unnumbered and link-local ones.
+	links func(context.Context) (map[netip.Addr]string, error)
+	owned func(netip.Prefix) bool // a prefix this host originates
+	// connected holds the host's connected subnets; nil: none known.
+	connected Connected
+	policy    config.ImportPolicy
+	log       *logrus.Entry
+}
+
+func newImporter(deps importerDeps) *importer {
+	deps.log = deps.log.WithField("part", "import")
 	return &importer{
-		table:     table,
-		policy:    policy,
-		owned:     owned,
-		connected: connected,
-		log:       log.WithField("component", "import"),
+		importerDeps: deps,
+		// A few decoded events in hand keep decoding and kernel writes
+		// overlapping; more would only hold a full table's worth of decoded
+		// paths at once during a burst, while GoBGP's watcher queues its
+		// own events behind them anyway.
+		batches:   make(chan watchBatch, 4),
 		ownedKick: make(chan struct{}, 1),
 		learned:   make(map[netip.Prefix][]hop),
 		refused:   make(map[netip.Prefix]string),
@@ -86,43 +107,47 @@ func (im *importer) ownedChanged(prefixes []netip.Prefix) {
 	}
 }
 
-// watchBatch is one event from the watch: paths grouped by prefix, or a
-// session change.
+// watchBatch is one event from the watch: path changes, or a session
+// change.
 type watchBatch struct {
-	paths       map[netip.Prefix][]hop
+	changes     []pathChange
 	peerChanged bool
 }
 
-// run watches s's best paths (existing ones first) and keeps the kernel in
-// step until ctx ends. It fails only if the watch cannot be registered.
-func (im *importer) run(ctx context.Context, s *server.BgpServer) error {
-	// A few decoded events in hand keep decoding and kernel writes
-	// overlapping; more would only hold a full table's worth of decoded
-	// paths at once during a burst, while GoBGP's watcher queues its own
-	// (cheaper) events behind them anyway.
-	batches := make(chan watchBatch, 4)
-	req := &api.WatchEventRequest{
-		Peer: &api.WatchEventRequest_Peer{},
-		Table: &api.WatchEventRequest_Table{Filters: []*api.WatchEventRequest_Table_Filter{
-			{Type: api.WatchEventRequest_Table_Filter_BEST, Init: true},
-		}},
+// pathChange is one path joining (or, withdrawn, leaving) its prefix's set
+// of equal best paths.
+type pathChange struct {
+	prefix    netip.Prefix
+	hop       hop
+	withdrawn bool
+}
+
+// hop is what the importer keeps of a learned path: the prefix is the key
+// it is kept under, and the peer tells one path of a prefix from another.
+type hop struct {
+	nexthop netip.Addr
+	peer    netip.Addr
+}
+
+// bestPaths is the watch's best-path callback. It decodes in GoBGP's watch
+// goroutine, so decoding the next events overlaps with writing the kernel
+// routes of the last ones, and queues the result for run; GoBGP's watcher
+// queues behind it without blocking its server loop.
+func (im *importer) bestPaths(ctx context.Context, paths []*apiutil.Path) {
+	im.queue(ctx, watchBatch{changes: im.decode(paths)})
+}
+
+// peerChanged is the watch's peer callback: a session went up or down,
+// which may change the interface behind a link-local next hop.
+func (im *importer) peerChanged(ctx context.Context) {
+	im.queue(ctx, watchBatch{peerChanged: true})
+}
+
+func (im *importer) queue(ctx context.Context, b watchBatch) {
+	select {
+	case im.batches <- b:
+	case <-ctx.Done():
 	}
-	// BatchSize stays 0: a batch limit would split a prefix's path set
-	// across events, and each event's set must be whole.
-	// Paths are decoded here, in GoBGP's watch goroutine, so decoding the
-	// next events overlaps with writing the kernel routes of the last ones.
-	err := s.WatchEvent(ctx, req, func(r *api.WatchEventResponse) {
-		b := watchBatch{paths: im.groupByPrefix(r.GetTable().GetPaths()), peerChanged: r.GetPeer() != nil}
-		select {
-		case batches <- b: // GoBGP's watcher queues behind this without blocking its server loop
-		case <-ctx.Done():
-		}
-	})
-	if err != nil {
-		return fmt.Errorf("watch GoBGP best paths: %w", err)
-	}
-	im.loop(ctx, s, batches)
-	return nil
 }
 
 // A burst of at least releaseBurst changed prefixes (a session's full
@@ -135,9 +160,9 @@ const (
 	releaseQuiet = time.Second
 )
 
-// loop applies the watch's batches and rechecks on owned changes until ctx
+// run applies the watch's batches and rechecks on owned changes until ctx
 // ends, releasing memory after a burst.
-func (im *importer) loop(ctx context.Context, s *server.BgpServer, batches <-chan watchBatch) {
+func (im *importer) run(ctx context.Context) {
 	release := time.NewTimer(releaseQuiet)
 	release.Stop()
 	defer release.Stop()
@@ -146,87 +171,87 @@ func (im *importer) loop(ctx context.Context, s *server.BgpServer, batches <-cha
 		select {
 		case <-ctx.Done():
 			return
-		case b := <-batches:
-			pending := im.coalesce(b, batches)
-			im.apply(ctx, s, pending)
-			if burst += len(pending); burst >= releaseBurst {
+		case b := <-im.batches:
+			if burst += im.apply(ctx, im.coalesce(b)); burst >= releaseBurst {
 				release.Reset(releaseQuiet)
 			}
 		case <-release.C:
 			burst = 0
 			debug.FreeOSMemory()
 		case <-im.ownedKick:
-			im.recheck(ctx, s)
+			im.recheck(ctx)
 		}
 	}
 }
 
-// coalesce merges b and every batch already queued behind it; a later
-// event's set for a prefix replaces an earlier one, so a burst of churn
-// becomes one kernel change per prefix.
-func (im *importer) coalesce(b watchBatch, queued <-chan watchBatch) map[netip.Prefix][]hop {
-	pending := b.paths // the batch is ours now: merging into it spares a copy
+// coalesce joins b and every batch already queued behind it, in order, so
+// a burst of churn becomes one kernel batch with one change per prefix.
+func (im *importer) coalesce(b watchBatch) []pathChange {
+	changes := b.changes // the batch is ours now: appending to it spares a copy
 	for {
 		if b.peerChanged {
 			clear(im.peerLinks)
 		}
 		select {
-		case b = <-queued:
-			maps.Copy(pending, b.paths)
+		case b = <-im.batches:
+			changes = append(changes, b.changes...)
 		default:
-			return pending
+			return changes
 		}
 	}
 }
 
-// groupByPrefix decodes one event's flat path list. A prefix whose paths
-// are all withdrawn or locally originated maps to an empty list: nothing of
-// it is to be in the kernel. It only reads im (it runs in the watch's
-// goroutine).
-func (im *importer) groupByPrefix(paths []*api.Path) map[netip.Prefix][]hop {
-	groups := make(map[netip.Prefix][]hop, len(paths))
-	for _, p := range paths {
-		lp, err := decodePath(p)
-		if err != nil {
-			im.log.WithError(err).WithField("peer", p.GetNeighborIp()).Warn("ignore a path GoBGP delivered")
-			continue
-		}
-		if lp.family == familyOther {
-			continue
-		}
-		if lp.withdrawn || lp.local() {
-			if _, seen := groups[lp.prefix]; !seen {
-				groups[lp.prefix] = nil
-			}
-			continue
-		}
-		groups[lp.prefix] = append(groups[lp.prefix], hop{nexthop: lp.nexthop, peer: lp.peer})
+// apply learns the changes, in order, and brings the kernel in line with
+// every prefix they touched, in one batch. It returns how many prefixes
+// that was.
+func (im *importer) apply(ctx context.Context, changes []pathChange) int {
+	touched := make(map[netip.Prefix]struct{}, len(changes))
+	for _, c := range changes {
+		im.learn(c)
+		touched[c.prefix] = struct{}{}
 	}
-	return groups
-}
-
-// apply brings the kernel in line with the pending prefixes, in one batch.
-func (im *importer) apply(ctx context.Context, s *server.BgpServer, pending map[netip.Prefix][]hop) {
-	routes := make([]fib.Route, 0, len(pending))
-	for prefix, paths := range pending {
-		if len(paths) == 0 {
-			delete(im.learned, prefix)
-		} else {
-			if slices.Equal(im.lastHops, paths) {
-				paths = im.lastHops
-			}
-			im.learned[prefix], im.lastHops = paths, paths
-		}
-		routes = append(routes, im.route(ctx, s, prefix, paths))
+	routes := make([]fib.Route, 0, len(touched))
+	for prefix := range touched {
+		routes = append(routes, im.route(ctx, prefix, im.learned[prefix]))
 	}
 	im.install(ctx, routes)
+	return len(touched)
+}
+
+// learn applies one change to its prefix's path set: a path replaces the
+// one from the same peer, or joins the set; a withdrawn one leaves it.
+func (im *importer) learn(c pathChange) {
+	old := im.learned[c.prefix]
+	i := slices.IndexFunc(old, func(h hop) bool { return h.peer == c.hop.peer })
+	var next []hop
+	switch {
+	case c.withdrawn && i < 0, !c.withdrawn && i >= 0 && old[i] == c.hop:
+		return
+	case c.withdrawn:
+		next = slices.Delete(slices.Clone(old), i, i+1)
+	case i >= 0:
+		next = slices.Clone(old)
+		next[i] = c.hop
+	case len(old) == 0 && len(im.lastHops) == 1 && im.lastHops[0] == c.hop:
+		next = im.lastHops // the common case of a burst: no set to build
+	default:
+		next = append(slices.Clip(old), c.hop) // a new array: old may be shared
+	}
+	if len(next) == 0 {
+		delete(im.learned, c.prefix)
+		return
+	}
+	if slices.Equal(next, im.lastHops) {
+		next = im.lastHops
+	}
+	im.learned[c.prefix], im.lastHops = next, next
 }
 
 // recheck applies the import policy again to the learned routes inside
 // the prefixes whose ownership changed: only their answer can differ.
 // Containers come and go far more often than a full table should be
 // walked through the policy and fib, so the rest is left alone.
-func (im *importer) recheck(ctx context.Context, s *server.BgpServer) {
+func (im *importer) recheck(ctx context.Context) {
 	im.ownedMu.Lock()
 	changed := im.ownedPending
 	im.ownedPending = nil
@@ -234,7 +259,7 @@ func (im *importer) recheck(ctx context.Context, s *server.BgpServer) {
 	var routes []fib.Route
 	for prefix, paths := range im.learned {
 		if slices.ContainsFunc(changed, func(c netip.Prefix) bool { return covers(c, prefix) }) {
-			routes = append(routes, im.route(ctx, s, prefix, paths))
+			routes = append(routes, im.route(ctx, prefix, paths))
 		}
 	}
 	if len(routes) > 0 {
@@ -244,14 +269,14 @@ func (im *importer) recheck(ctx context.Context, s *server.BgpServer) {
 
 // route is the kernel route for prefix's learned paths: no next hops when
 // there are none or the policy refuses it.
-func (im *importer) route(ctx context.Context, s *server.BgpServer, prefix netip.Prefix, paths []hop) fib.Route {
+func (im *importer) route(ctx context.Context, prefix netip.Prefix, paths []hop) fib.Route {
 	reason := ""
 	if len(paths) > 0 {
 		reason = im.refusal(prefix)
 	}
 	if reason == "" {
 		delete(im.refused, prefix)
-		return fib.Route{Prefix: prefix, Nexthops: im.nexthops(ctx, s, prefix, paths)}
+		return fib.Route{Prefix: prefix, Nexthops: im.nexthops(ctx, prefix, paths)}
 	}
 	im.refuse(prefix, paths, reason)
 	// No next hops also takes out a route installed before the prefix
@@ -260,7 +285,7 @@ func (im *importer) route(ctx context.Context, s *server.BgpServer, prefix netip
 }
 
 func (im *importer) install(ctx context.Context, routes []fib.Route) {
-	refused, err := im.table.ReplaceBatch(ctx, routes)
+	refused, err := im.kernel.ReplaceBatch(ctx, routes)
 	if err != nil {
 		return // ctx ended: the importer is stopping
 	}
@@ -281,11 +306,11 @@ func (im *importer) refuse(prefix netip.Prefix, paths []hop, reason string) {
 // refusal says why prefix must not go into the kernel, or "".
 func (im *importer) refusal(prefix netip.Prefix) string {
 	if prefix.Bits() <= 1 && !im.policy.AllowDefault {
-		return fmt.Sprintf("a default route or one of its halves (%s=true lets them in)", EnvImportDefault)
+		return fmt.Sprintf("a default route or one of its halves (%s=true lets them in)", config.EnvImportDefault)
 	}
 	if im.connected != nil && !im.policy.AllowConnected {
 		if subnet, ok := im.connected.Covering(prefix); ok {
-			return fmt.Sprintf("inside %s, a subnet of the host's own interfaces (%s=true lets it in)", subnet, EnvImportConnected)
+			return fmt.Sprintf("inside %s, a subnet of the host's own interfaces (%s=true lets it in)", subnet, config.EnvImportConnected)
 		}
 	}
 	if len(im.policy.Allow) > 0 && !slices.ContainsFunc(im.policy.Allow, func(allow netip.Prefix) bool {
@@ -317,12 +342,12 @@ func covers(outer, inner netip.Prefix) bool {
 
 // nexthops turns the paths into kernel next hops; a link-local next hop
 // takes the interface of the session it came from.
-func (im *importer) nexthops(ctx context.Context, s *server.BgpServer, prefix netip.Prefix, paths []hop) []fib.Nexthop {
+func (im *importer) nexthops(ctx context.Context, prefix netip.Prefix, paths []hop) []fib.Nexthop {
 	nexthops := make([]fib.Nexthop, 0, len(paths))
 	for _, p := range paths {
 		nh := fib.Nexthop{Addr: p.nexthop}
 		if p.nexthop.IsLinkLocalUnicast() {
-			if nh.Link = im.peerLink(ctx, s, p.peer); nh.Link == "" {
+			if nh.Link = im.peerLink(ctx, p.peer); nh.Link == "" {
 				im.log.WithFields(logrus.Fields{"prefix": prefix, "peer": p.peer, "nexthop": p.nexthop}).
 					Warn("link-local next hop from a peer whose interface is unknown; path skipped")
 				continue
@@ -333,139 +358,93 @@ func (im *importer) nexthops(ctx context.Context, s *server.BgpServer, prefix ne
 	return nexthops
 }
 
-// peerLink finds the interface of the session with peer: the configured
-// neighbor-interface of an unnumbered session, or the zone of a link-local
-// neighbor address.
-func (im *importer) peerLink(ctx context.Context, s *server.BgpServer, peer netip.Addr) string {
+// peerLink finds the interface of the session with peer, asking links once
+// per session change.
+func (im *importer) peerLink(ctx context.Context, peer netip.Addr) string {
 	if link, ok := im.peerLinks[peer]; ok {
 		return link
 	}
 	im.peerLinks[peer] = ""
-	err := s.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
-		for _, addr := range []string{p.GetState().GetNeighborAddress(), p.GetConf().GetNeighborAddress()} {
-			a, err := netip.ParseAddr(addr)
-			if err != nil {
-				continue
-			}
-			link := p.GetConf().GetNeighborInterface()
-			if link == "" {
-				link = a.Zone()
-			}
-			if link != "" {
-				im.peerLinks[a.WithZone("")] = link
-			}
-		}
-	})
+	links, err := im.links(ctx)
 	if err != nil {
-		im.log.WithError(err).Warn("list GoBGP peers")
+		im.log.WithError(err).Warn("list the sessions' interfaces")
+	}
+	for addr, link := range links {
+		im.peerLinks[addr] = link
 	}
 	return im.peerLinks[peer]
 }
 
-// hop is what the importer keeps of a learned path: the prefix is the
-// key it is kept under.
-type hop struct {
-	nexthop netip.Addr
-	peer    netip.Addr
+// decode turns one event's paths into changes; paths not for the kernel
+// (other families, our own) are left out, and a path that cannot be read is
+// logged and left out.
+func (im *importer) decode(paths []*apiutil.Path) []pathChange {
+	changes := make([]pathChange, 0, len(paths))
+	for _, p := range paths {
+		c, ok, err := decodePath(p)
+		if err != nil {
+			im.log.WithError(err).WithField("peer", p.PeerAddress).Warn("ignore a path GoBGP delivered")
+			continue
+		}
+		if ok {
+			changes = append(changes, c)
+		}
+	}
+	return changes
 }
 
-// learnedPath is what the importer needs of a GoBGP path.
-type learnedPath struct {
-	prefix    netip.Prefix
-	nexthop   netip.Addr
-	peer      netip.Addr // invalid for a locally originated path
-	withdrawn bool
-	family    pathFamily
-}
-
-type pathFamily int
-
-const (
-	familyOther pathFamily = iota // not unicast IPv4/IPv6: not for the kernel
-	familyUnicast
-)
-
-// local reports a path this speaker originated (GoBGP gives it no peer).
-func (p learnedPath) local() bool { return !p.peer.IsValid() }
-
-// decodePath reads a path from GoBGP's watch. Its content comes from a
-// peer, so every field is checked.
-func decodePath(p *api.Path) (learnedPath, error) {
-	f := p.GetFamily()
-	if f.GetSafi() != api.Family_SAFI_UNICAST || (f.GetAfi() != api.Family_AFI_IP && f.GetAfi() != api.Family_AFI_IP6) {
-		return learnedPath{}, nil
+// decodePath reads a path from GoBGP's watch. ok is false for a path the
+// kernel is not for: not unicast IPv4 or IPv6, or originated by this
+// speaker (it has no peer). Its content comes from a peer, so every field
+// is checked.
+func decodePath(p *apiutil.Path) (c pathChange, ok bool, err error) {
+	if (p.Family != bgp.RF_IPv4_UC && p.Family != bgp.RF_IPv6_UC) || !p.PeerAddress.IsValid() {
+		return c, false, nil
 	}
-	lp := learnedPath{withdrawn: p.GetIsWithdraw(), family: familyUnicast}
-	lp.peer, _ = netip.ParseAddr(p.GetNeighborIp()) // "<nil>" for our own paths
-	var nlri api.IPAddressPrefix
-	if err := p.GetNlri().UnmarshalTo(&nlri); err != nil {
-		return lp, fmt.Errorf("decode NLRI: %w", err)
+	nlri, isPrefix := p.Nlri.(*bgp.IPAddrPrefix)
+	if !isPrefix {
+		return c, false, fmt.Errorf("NLRI %T in family %s", p.Nlri, p.Family)
 	}
-	addr, err := netip.ParseAddr(nlri.Prefix)
-	if err != nil || nlri.PrefixLen > uint32(addr.BitLen()) || addr.Is4() != (f.GetAfi() == api.Family_AFI_IP) {
-		return lp, fmt.Errorf("NLRI %s/%d: not a prefix of family %s", nlri.Prefix, nlri.PrefixLen, f.GetAfi())
+	if !nlri.Prefix.IsValid() || nlri.Prefix.Addr().Is4() != (p.Family == bgp.RF_IPv4_UC) {
+		return c, false, fmt.Errorf("NLRI %s: not a prefix of family %s", nlri.Prefix, p.Family)
 	}
-	lp.prefix = netip.PrefixFrom(addr, int(nlri.PrefixLen)).Masked()
-	if lp.withdrawn || lp.local() {
-		return lp, nil
+	c = pathChange{prefix: nlri.Prefix.Masked(), hop: hop{peer: p.PeerAddress.WithZone("").Unmap()}, withdrawn: p.Withdrawal}
+	if c.withdrawn {
+		return c, true, nil
 	}
-	if lp.nexthop, err = pathNexthop(p.GetPattrs()); err != nil {
-		return lp, fmt.Errorf("route %s: %w", lp.prefix, err)
-	}
-	if !lp.nexthop.IsValid() {
+	if c.hop.nexthop = pathNexthop(p.Attrs); !c.hop.nexthop.IsValid() {
 		// BIRD on a link-local session sends "::" plus its link-local
 		// address, and GoBGP keeps only the "::": the next hop is then the
 		// peer that sent the route.
-		lp.nexthop = lp.peer.WithZone("")
+		c.hop.nexthop = c.hop.peer
 	}
-	return lp, nil
-}
-
-// The type URLs of the attributes holding next hops, computed once:
-// anypb's MessageIs would allocate a new message per attribute checked.
-var (
-	nextHopType = typeURL(&api.NextHopAttribute{})
-	mpReachType = typeURL(&api.MpReachNLRIAttribute{})
-)
-
-func typeURL(m proto.Message) string {
-	return "type.googleapis.com/" + string(m.ProtoReflect().Descriptor().FullName())
+	return c, true, nil
 }
 
 // pathNexthop finds the next hop: NEXT_HOP for IPv4, MP_REACH_NLRI for IPv6
 // and for IPv4 over IPv6 (RFC 8950). Of a global and a link-local address
 // the global one is used, as it needs no interface. The zero Addr means the
 // path names none (or only "::").
-func pathNexthop(attrs []*anypb.Any) (netip.Addr, error) {
+func pathNexthop(attrs []bgp.PathAttributeInterface) netip.Addr {
 	for _, a := range attrs {
-		var candidates []string
-		switch a.GetTypeUrl() {
-		case nextHopType:
-			var nh api.NextHopAttribute
-			if err := a.UnmarshalTo(&nh); err != nil {
-				return netip.Addr{}, fmt.Errorf("decode NEXT_HOP: %w", err)
+		switch a := a.(type) {
+		case *bgp.PathAttributeNextHop:
+			return usable(a.Value)
+		case *bgp.PathAttributeMpReachNLRI:
+			global, linkLocal := usable(a.Nexthop), usable(a.LinkLocalNexthop)
+			if global.IsValid() && !global.IsLinkLocalUnicast() || !linkLocal.IsValid() {
+				return global
 			}
-			candidates = []string{nh.NextHop}
-		case mpReachType:
-			var mp api.MpReachNLRIAttribute
-			if err := a.UnmarshalTo(&mp); err != nil {
-				return netip.Addr{}, fmt.Errorf("decode MP_REACH_NLRI: %w", err)
-			}
-			candidates = mp.NextHops
-		default:
-			continue
+			return linkLocal
 		}
-		var found netip.Addr
-		for _, c := range candidates {
-			addr, err := netip.ParseAddr(c)
-			if err != nil || addr.IsUnspecified() {
-				continue
-			}
-			if !found.IsValid() || (found.IsLinkLocalUnicast() && !addr.IsLinkLocalUnicast()) {
-				found = addr.Unmap()
-			}
-		}
-		return found, nil
 	}
-	return netip.Addr{}, nil
+	return netip.Addr{}
+}
+
+// usable is a next hop the kernel can take, or the zero Addr.
+func usable(a netip.Addr) netip.Addr {
+	if !a.IsValid() || a.IsUnspecified() {
+		return netip.Addr{}
+	}
+	return a.Unmap()
 }

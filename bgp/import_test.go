@@ -11,16 +11,14 @@ import (
 	"testing"
 	"time"
 
-	api "github.com/osrg/gobgp/v3/api"
-	"github.com/osrg/gobgp/v3/pkg/apiutil"
-	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
-	bgppkt "github.com/osrg/gobgp/v3/pkg/packet/bgp"
-	"github.com/osrg/gobgp/v3/pkg/server"
+	api "github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/apiutil"
+	bgppkt "github.com/osrg/gobgp/v4/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v4/pkg/server"
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/ipvlan-bgp/ipvlan-bgp/bgp/config"
 	"github.com/ipvlan-bgp/ipvlan-bgp/fib"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/testnet"
 )
@@ -40,7 +38,7 @@ type importFabric struct {
 func newImportFabric(t testing.TB) *importFabric {
 	t.Helper()
 	testnet.RequireRoot(t)
-	s := server.NewBgpServer(server.LoggerOption(quietGoBGPLogger()))
+	s := server.NewBgpServer() // logging nowhere
 	go s.Serve()
 	ctx := context.Background()
 	err := s.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
@@ -56,12 +54,6 @@ func newImportFabric(t testing.TB) *importFabric {
 	}
 	t.Cleanup(func() { _ = table.Flush(ctx); table.Close() })
 	return &importFabric{t: t, s: s, table: table}
-}
-
-func quietGoBGPLogger() gobgplog.Logger {
-	l := gobgplog.NewDefaultLogger()
-	l.SetLevel(gobgplog.ErrorLevel)
-	return l
 }
 
 // link wires leaf number i to the host and returns (host address, leaf
@@ -129,16 +121,25 @@ func announce(t *testing.T, frr *testnet.FRR, as int, lines ...string) {
 }
 
 // startImporter runs an importer until the test ends or stop is called.
-func (f *importFabric) startImporter(policy ImportPolicy, owned func(netip.Prefix) bool, log *logrus.Entry) (im *importer, stop func()) {
+func (f *importFabric) startImporter(policy config.ImportPolicy, owned func(netip.Prefix) bool, log *logrus.Entry) (im *importer, stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 2)
+	done := make(chan struct{}, 2)
 	connected, err := fib.NewConnected(log)
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	im = newImporter(f.table, policy, owned, connected, log)
-	go func() { done <- im.run(ctx, f.s) }()
-	go func() { connected.Run(ctx, im.ownedChanged); done <- nil }()
+	im = newImporter(importerDeps{kernel: f.table, links: sessionLinks(f.s), owned: owned, connected: connected, policy: policy, log: log})
+	if err := feedImporter(ctx, f.s, im); err != nil {
+		f.t.Fatal(err)
+	}
+	go func() {
+		defer func() { done <- struct{}{} }()
+		im.run(ctx)
+	}()
+	go func() {
+		defer func() { done <- struct{}{} }()
+		connected.Run(ctx, im.ownedChanged)
+	}()
 	stopped := false
 	stop = func() {
 		if stopped {
@@ -147,9 +148,7 @@ func (f *importFabric) startImporter(policy ImportPolicy, owned func(netip.Prefi
 		stopped = true
 		cancel()
 		<-done
-		if err := <-done; err != nil {
-			f.t.Errorf("importer: %v", err)
-		}
+		<-done
 	}
 	f.t.Cleanup(stop)
 	return im, stop
@@ -177,7 +176,7 @@ func TestImportECMPFromTwoFRRLeaves(t *testing.T) {
 	f := newImportFabric(t)
 	leaf1 := f.addFRRLeaf(1, "198.51.100.0/24", "198.51.101.0/24")
 	f.addFRRLeaf(2, "198.51.100.0/24")
-	f.startImporter(ImportPolicy{}, ownsNothing, testLog())
+	f.startImporter(config.ImportPolicy{}, ownsNothing, testLog())
 	via1, via2 := "via 192.0.2.6 dev leaf1", "via 192.0.2.10 dev leaf2"
 	f.waitKernel("one ECMP route over both leaves", map[string][]string{
 		"198.51.100.0/24": {via2, via1},
@@ -208,7 +207,7 @@ func TestImportNeverInstallsLocalPaths(t *testing.T) {
 	for _, p := range []string{"198.51.100.0/24", "198.51.103.0/24"} {
 		f.addLocalPath(p)
 	}
-	f.startImporter(ImportPolicy{}, ownsNothing, testLog())
+	f.startImporter(config.ImportPolicy{}, ownsNothing, testLog())
 	f.waitKernel("only the leaf's route not also originated here", map[string][]string{
 		"198.51.101.0/24": {"via 192.0.2.6 dev leaf1"},
 	})
@@ -216,13 +215,13 @@ func TestImportNeverInstallsLocalPaths(t *testing.T) {
 
 func (f *importFabric) addLocalPath(prefix string) {
 	f.t.Helper()
-	p := netip.MustParsePrefix(prefix)
-	path, err := apiutil.NewPath(bgppkt.NewIPAddrPrefix(uint8(p.Bits()), p.Addr().String()), false,
-		[]bgppkt.PathAttributeInterface{bgppkt.NewPathAttributeOrigin(0), bgppkt.NewPathAttributeNextHop("192.0.2.5")}, time.Now())
+	nlri, err := bgppkt.NewIPAddrPrefix(netip.MustParsePrefix(prefix))
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	if _, err := f.s.AddPath(context.Background(), &api.AddPathRequest{Path: path}); err != nil {
+	path := &apiutil.Path{Family: bgppkt.RF_IPv4_UC, Nlri: nlri, Attrs: []bgppkt.PathAttributeInterface{
+		bgppkt.NewPathAttributeOrigin(0), mustNexthop(f.t, "192.0.2.5")}}
+	if _, err := f.s.AddPath(apiutil.AddPathRequest{Paths: []*apiutil.Path{path}}); err != nil {
 		f.t.Fatal(err)
 	}
 }
@@ -240,21 +239,21 @@ func TestImportPolicy(t *testing.T) {
 	const defaults, connected = "default route or one of its halves", "inside 192.0.2.4/30, a subnet of the host's own interfaces"
 	tests := []struct {
 		name    string
-		policy  ImportPolicy
+		policy  config.ImportPolicy
 		want    []string
 		refused map[string]string // prefix → words of the logged reason
 	}{
-		{"default refused", ImportPolicy{}, []string{"198.51.100.0/24", "100.64.0.0/24"},
+		{"default refused", config.ImportPolicy{}, []string{"198.51.100.0/24", "100.64.0.0/24"},
 			map[string]string{"0.0.0.0/0": defaults, "0.0.0.0/1": defaults, "128.0.0.0/1": defaults, "192.0.2.4/31": connected,
 				"203.0.113.0/24": "owns", "203.0.113.64/26": "inside 203.0.113.0/24"}},
-		{"default allowed", ImportPolicy{AllowDefault: true}, []string{"198.51.100.0/24", "100.64.0.0/24", "default", "0.0.0.0/1", "128.0.0.0/1"},
+		{"default allowed", config.ImportPolicy{AllowDefault: true}, []string{"198.51.100.0/24", "100.64.0.0/24", "default", "0.0.0.0/1", "128.0.0.0/1"},
 			map[string]string{"192.0.2.4/31": connected, "203.0.113.0/24": "owns", "203.0.113.64/26": "owns"}},
-		{"connected allowed", ImportPolicy{AllowConnected: true}, []string{"198.51.100.0/24", "100.64.0.0/24", "192.0.2.4/31"},
+		{"connected allowed", config.ImportPolicy{AllowConnected: true}, []string{"198.51.100.0/24", "100.64.0.0/24", "192.0.2.4/31"},
 			map[string]string{"0.0.0.0/0": defaults, "0.0.0.0/1": defaults, "128.0.0.0/1": defaults, "203.0.113.0/24": "owns", "203.0.113.64/26": "owns"}},
-		{"allow list", ImportPolicy{Allow: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/22")}}, []string{"198.51.100.0/24"},
+		{"allow list", config.ImportPolicy{Allow: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/22")}}, []string{"198.51.100.0/24"},
 			map[string]string{"100.64.0.0/24": "allow list", "0.0.0.0/0": "default", "0.0.0.0/1": "default", "128.0.0.0/1": "default",
 				"192.0.2.4/31": "a subnet of the host's own", "203.0.113.0/24": "allow list", "203.0.113.64/26": "allow list"}},
-		{"allow everything, owned still refused", ImportPolicy{Allow: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}, AllowDefault: true, AllowConnected: true},
+		{"allow everything, owned still refused", config.ImportPolicy{Allow: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}, AllowDefault: true, AllowConnected: true},
 			[]string{"198.51.100.0/24", "100.64.0.0/24", "default", "0.0.0.0/1", "128.0.0.0/1", "192.0.2.4/31"},
 			map[string]string{"203.0.113.0/24": "owns", "203.0.113.64/26": "owns"}},
 	}
@@ -304,7 +303,7 @@ func checkRefusals(t *testing.T, hook *logtest.Hook, want map[string]string) {
 func TestImportConnectedChange(t *testing.T) {
 	f := newImportFabric(t)
 	f.addFRRLeaf(1, "198.51.100.0/24", "198.51.101.0/25")
-	f.startImporter(ImportPolicy{}, ownsNothing, testLog())
+	f.startImporter(config.ImportPolicy{}, ownsNothing, testLog())
 	via := []string{"via 192.0.2.6 dev leaf1"}
 	both := map[string][]string{"198.51.100.0/24": via, "198.51.101.0/25": via}
 	f.waitKernel("both learned routes", both)
@@ -324,7 +323,7 @@ func TestImportOwnedChange(t *testing.T) {
 		mu    sync.Mutex
 		owned = make(map[netip.Prefix]bool)
 	)
-	im, _ := f.startImporter(ImportPolicy{}, func(p netip.Prefix) bool {
+	im, _ := f.startImporter(config.ImportPolicy{}, func(p netip.Prefix) bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return owned[p]
@@ -361,7 +360,7 @@ route-map out permit 10
 route-map out permit 20`,
 		"network 198.51.100.0/24", "network 198.51.101.0/24", "network 198.51.102.0/24", "neighbor HOST route-map out out")
 	log, hook := logtest.NewNullLogger()
-	f.startImporter(ImportPolicy{}, ownsNothing, logrus.NewEntry(log))
+	f.startImporter(config.ImportPolicy{}, ownsNothing, logrus.NewEntry(log))
 	via := []string{"via 192.0.2.6 dev leaf1"}
 	f.waitKernel("the reachable routes", map[string][]string{"198.51.100.0/24": via, "198.51.102.0/24": via})
 	testnet.WaitFor(t, 10*time.Second, "the refusal logged", func() (bool, string) {
@@ -405,7 +404,7 @@ protocol bgp v6 {
 	testnet.Host.AddAddr(t, "leaf2", "fe80::1/64")
 	ns.AddAddr(t, "uplink", "fe80::2/64")
 	f.addPeerIPv6LinkLocal("fe80::2%leaf2", 65102)
-	f.startImporter(ImportPolicy{}, ownsNothing, testLog())
+	f.startImporter(config.ImportPolicy{}, ownsNothing, testLog())
 	f.waitKernel("routes from FRR and BIRD", map[string][]string{
 		"198.51.100.0/24":   {"via 192.0.2.10 dev leaf2", "via 192.0.2.6 dev leaf1"},
 		"2001:db8:100::/48": {"via fe80::2 dev leaf2"},
@@ -428,75 +427,99 @@ func (f *importFabric) addPeerIPv6LinkLocal(addr string, as uint32) {
 	}
 }
 
-func mustAny(t testing.TB, m proto.Message) *anypb.Any {
-	t.Helper()
-	a, err := anypb.New(m)
+func mustNexthop(t testing.TB, addr string) *bgppkt.PathAttributeNextHop {
+	a, err := bgppkt.NewPathAttributeNextHop(netip.MustParseAddr(addr))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return a
 }
 
-func apiPath(t testing.TB, afi api.Family_Afi, prefix string, bits uint32, neighbor string, attrs ...proto.Message) *api.Path {
-	p := &api.Path{
-		Family:     &api.Family{Afi: afi, Safi: api.Family_SAFI_UNICAST},
-		Nlri:       mustAny(t, &api.IPAddressPrefix{Prefix: prefix, PrefixLen: bits}),
-		NeighborIp: neighbor,
+// mpReach is an MP_REACH_NLRI attribute with a global and, optionally, a
+// link-local next hop, as a peer would send it.
+func mpReach(t testing.TB, prefix string, hops ...string) *bgppkt.PathAttributeMpReachNLRI {
+	var addrs []netip.Addr
+	for _, h := range hops {
+		addrs = append(addrs, netip.MustParseAddr(h))
 	}
-	for _, a := range attrs {
-		p.Pattrs = append(p.Pattrs, mustAny(t, a))
+	nlri, err := bgppkt.NewIPAddrPrefix(netip.MustParsePrefix(prefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	family := bgppkt.RF_IPv6_UC
+	if nlri.Prefix.Addr().Is4() {
+		family = bgppkt.RF_IPv4_UC
+	}
+	a, err := bgppkt.NewPathAttributeMpReachNLRI(family, []bgppkt.PathNLRI{{NLRI: nlri}}, addrs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// learned is a path of GoBGP's watch from peer ("" for our own).
+func learned(family bgppkt.Family, nlri bgppkt.NLRI, peer string, attrs ...bgppkt.PathAttributeInterface) *apiutil.Path {
+	p := &apiutil.Path{Family: family, Nlri: nlri, Attrs: attrs}
+	if peer != "" {
+		p.PeerAddress = netip.MustParseAddr(peer)
 	}
 	return p
 }
 
+func prefixNLRI(t testing.TB, prefix string) *bgppkt.IPAddrPrefix {
+	nlri, err := bgppkt.NewIPAddrPrefix(netip.MustParsePrefix(prefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nlri
+}
+
 func TestDecodePath(t *testing.T) {
-	v4, v6 := api.Family_AFI_IP, api.Family_AFI_IP6
-	mp := func(hops ...string) *api.MpReachNLRIAttribute { return &api.MpReachNLRIAttribute{NextHops: hops} }
-	withdrawn := apiPath(t, v4, "198.51.100.0", 24, "192.0.2.2")
-	withdrawn.IsWithdraw = true
-	evpn := apiPath(t, v4, "198.51.100.0", 24, "192.0.2.2")
-	evpn.Family.Safi = api.Family_SAFI_EVPN
+	v4, v6 := bgppkt.RF_IPv4_UC, bgppkt.RF_IPv6_UC
+	n4, n6 := prefixNLRI(t, "198.51.100.0/24"), prefixNLRI(t, "2001:db8::/32")
+	withdrawn := learned(v4, n4, "192.0.2.2")
+	withdrawn.Withdrawal = true
+	unmasked := &bgppkt.IPAddrPrefix{IPAddrPrefixDefault: bgppkt.IPAddrPrefixDefault{Prefix: netip.MustParsePrefix("198.51.100.7/24")}}
+	change := func(prefix, nexthop, peer string) pathChange {
+		return pathChange{prefix: pfx(prefix), hop: hop{nexthop: addr(nexthop), peer: addr(peer)}}
+	}
 	tests := []struct {
 		name    string
-		path    *api.Path
-		want    learnedPath
+		path    *apiutil.Path
+		want    pathChange
+		wantOK  bool
 		wantErr string
 	}{
-		{"IPv4 NEXT_HOP", apiPath(t, v4, "198.51.100.7", 24, "192.0.2.2", &api.NextHopAttribute{NextHop: "192.0.2.2"}),
-			learnedPath{prefix: pfx("198.51.100.0/24"), nexthop: addr("192.0.2.2"), peer: addr("192.0.2.2"), family: familyUnicast}, ""},
-		{"IPv6 global and link-local: global", apiPath(t, v6, "2001:db8::", 32, "2001:db8:1::2", mp("fe80::2", "2001:db8:1::2")),
-			learnedPath{prefix: pfx("2001:db8::/32"), nexthop: addr("2001:db8:1::2"), peer: addr("2001:db8:1::2"), family: familyUnicast}, ""},
-		{"IPv4 via IPv6 link-local", apiPath(t, v4, "198.51.100.0", 24, "fe80::2", mp("fe80::2")),
-			learnedPath{prefix: pfx("198.51.100.0/24"), nexthop: addr("fe80::2"), peer: addr("fe80::2"), family: familyUnicast}, ""},
-		{"unspecified global skipped", apiPath(t, v6, "2001:db8::", 32, "fe80::2", mp("::", "fe80::2")),
-			learnedPath{prefix: pfx("2001:db8::/32"), nexthop: addr("fe80::2"), peer: addr("fe80::2"), family: familyUnicast}, ""},
-		{"local path", apiPath(t, v4, "198.51.100.0", 24, "<nil>", &api.NextHopAttribute{NextHop: "0.0.0.0"}),
-			learnedPath{prefix: pfx("198.51.100.0/24"), family: familyUnicast}, ""},
-		{"withdrawn", withdrawn, learnedPath{prefix: pfx("198.51.100.0/24"), peer: addr("192.0.2.2"), withdrawn: true, family: familyUnicast}, ""},
-		{"other family ignored", evpn, learnedPath{}, ""},
-		{"no next hop: the peer", apiPath(t, v4, "198.51.100.0", 24, "192.0.2.2"),
-			learnedPath{prefix: pfx("198.51.100.0/24"), nexthop: addr("192.0.2.2"), peer: addr("192.0.2.2"), family: familyUnicast}, ""},
-		{"only :: from a link-local peer: the peer (BIRD)", apiPath(t, v6, "2001:db8::", 32, "fe80::2", mp("::")),
-			learnedPath{prefix: pfx("2001:db8::/32"), nexthop: addr("fe80::2"), peer: addr("fe80::2"), family: familyUnicast}, ""},
-		{"bad NEXT_HOP bytes", &api.Path{Family: &api.Family{Afi: v4, Safi: api.Family_SAFI_UNICAST},
-			Nlri: mustAny(t, &api.IPAddressPrefix{Prefix: "198.51.100.0", PrefixLen: 24}), NeighborIp: "192.0.2.2",
-			Pattrs: []*anypb.Any{{TypeUrl: "type.googleapis.com/apipb.NextHopAttribute", Value: []byte{0xff}}}}, learnedPath{}, "decode NEXT_HOP"},
-		{"prefix too long", apiPath(t, v4, "198.51.100.0", 33, "192.0.2.2"), learnedPath{}, "not a prefix of family"},
-		{"IPv6 NLRI in IPv4 family", apiPath(t, v4, "2001:db8::", 32, "192.0.2.2"), learnedPath{}, "not a prefix of family"},
-		{"NLRI of another type", &api.Path{Family: &api.Family{Afi: v4, Safi: api.Family_SAFI_UNICAST}, Nlri: mustAny(t, &api.NextHopAttribute{})},
-			learnedPath{}, "decode NLRI"},
+		{"IPv4 NEXT_HOP, prefix masked", learned(v4, unmasked, "192.0.2.2", mustNexthop(t, "192.0.2.2")),
+			change("198.51.100.0/24", "192.0.2.2", "192.0.2.2"), true, ""},
+		{"IPv6 global and link-local: global", learned(v6, n6, "2001:db8:1::2", mpReach(t, "2001:db8::/32", "2001:db8:1::2", "fe80::2")),
+			change("2001:db8::/32", "2001:db8:1::2", "2001:db8:1::2"), true, ""},
+		{"IPv4 via IPv6 link-local", learned(v4, n4, "fe80::2", mpReach(t, "198.51.100.0/24", "fe80::2")),
+			change("198.51.100.0/24", "fe80::2", "fe80::2"), true, ""},
+		{"unspecified global skipped", learned(v6, n6, "fe80::2", mpReach(t, "2001:db8::/32", "::", "fe80::2")),
+			change("2001:db8::/32", "fe80::2", "fe80::2"), true, ""},
+		{"a zoned peer", learned(v6, n6, "fe80::2%uplink", mpReach(t, "2001:db8::/32", "fe80::2")),
+			change("2001:db8::/32", "fe80::2", "fe80::2"), true, ""},
+		{"local path", learned(v4, n4, "", mustNexthop(t, "0.0.0.0")), pathChange{}, false, ""},
+		{"withdrawn", withdrawn, pathChange{prefix: pfx("198.51.100.0/24"), hop: hop{peer: addr("192.0.2.2")}, withdrawn: true}, true, ""},
+		{"other family ignored", learned(bgppkt.RF_EVPN, n4, "192.0.2.2"), pathChange{}, false, ""},
+		{"no next hop: the peer", learned(v4, n4, "192.0.2.2"), change("198.51.100.0/24", "192.0.2.2", "192.0.2.2"), true, ""},
+		{"only :: from a link-local peer: the peer (BIRD)", learned(v6, n6, "fe80::2", mpReach(t, "2001:db8::/32", "::")),
+			change("2001:db8::/32", "fe80::2", "fe80::2"), true, ""},
+		{"IPv6 NLRI in IPv4 family", learned(v4, n6, "192.0.2.2"), pathChange{}, false, "not a prefix of family"},
+		{"NLRI of another type", learned(v4, &bgppkt.LabeledIPAddrPrefix{}, "192.0.2.2"), pathChange{}, false, "NLRI *bgp.LabeledIPAddrPrefix"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := decodePath(tc.path)
+			got, ok, err := decodePath(tc.path)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("got %+v, %v; want error with %q", got, err, tc.wantErr)
 				}
 				return
 			}
-			if err != nil || got != tc.want {
-				t.Fatalf("got %+v, %v; want %+v", got, err, tc.want)
+			if err != nil || ok != tc.wantOK || got != tc.want {
+				t.Fatalf("got %+v, %v, %v; want %+v, %v", got, ok, err, tc.want, tc.wantOK)
 			}
 		})
 	}
@@ -506,28 +529,42 @@ func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 func addr(s string) netip.Addr  { return netip.MustParseAddr(s) }
 
 // FuzzDecodePath feeds arbitrary NLRI and attribute bytes, as a peer could
-// send them through GoBGP: decodePath must return an error, never panic, and
-// a decoded prefix is always masked and of the path's family.
+// send them, through GoBGP's own decoders: decodePath must return an error,
+// never panic, and a decoded prefix is always masked and of the path's
+// family.
 func FuzzDecodePath(f *testing.F) {
-	seed := apiPath(f, api.Family_AFI_IP, "198.51.100.0", 24, "192.0.2.2", &api.MpReachNLRIAttribute{NextHops: []string{"fe80::1"}})
-	f.Add(seed.Nlri.Value, seed.Pattrs[0].Value, uint8(1), false)
-	f.Fuzz(func(t *testing.T, nlri, attr []byte, afi uint8, withdraw bool) {
-		p := &api.Path{
-			Family:     &api.Family{Afi: api.Family_Afi(afi), Safi: api.Family_SAFI_UNICAST},
-			Nlri:       &anypb.Any{TypeUrl: seed.Nlri.TypeUrl, Value: nlri},
-			Pattrs:     []*anypb.Any{{TypeUrl: seed.Pattrs[0].TypeUrl, Value: attr}, {TypeUrl: "type.googleapis.com/apipb.NextHopAttribute", Value: attr}},
-			NeighborIp: "192.0.2.2",
-			IsWithdraw: withdraw,
+	seed := mpReach(f, "198.51.100.0/24", "fe80::1")
+	nlri, err := seed.Value[0].NLRI.Serialize()
+	if err != nil {
+		f.Fatal(err)
+	}
+	attr, err := seed.Serialize()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(nlri, attr, true, false)
+	f.Fuzz(func(t *testing.T, nlriBytes, attrBytes []byte, ipv4, withdraw bool) {
+		family := bgppkt.RF_IPv6_UC
+		if ipv4 {
+			family = bgppkt.RF_IPv4_UC
 		}
-		lp, err := decodePath(p)
-		if err != nil || lp.family == familyOther {
+		nlri, err := bgppkt.NLRIFromSlice(family, nlriBytes)
+		if err != nil {
 			return
 		}
-		if lp.prefix != lp.prefix.Masked() || lp.prefix.Addr().Is4() != (afi == 1) {
-			t.Fatalf("decoded %v from family %d", lp.prefix, afi)
+		p := &apiutil.Path{Family: family, Nlri: nlri, PeerAddress: addr("192.0.2.2"), Withdrawal: withdraw}
+		if a, err := bgppkt.GetPathAttribute(attrBytes); err == nil && a.DecodeFromBytes(attrBytes) == nil {
+			p.Attrs = []bgppkt.PathAttributeInterface{a}
 		}
-		if !withdraw && !lp.nexthop.IsValid() {
-			t.Fatalf("decoded a path without a next hop: %+v", lp)
+		c, ok, err := decodePath(p)
+		if err != nil || !ok {
+			return
+		}
+		if c.prefix != c.prefix.Masked() || c.prefix.Addr().Is4() != ipv4 {
+			t.Fatalf("decoded %v from family %s", c.prefix, family)
+		}
+		if !withdraw && !c.hop.nexthop.IsValid() {
+			t.Fatalf("decoded a path without a next hop: %+v", c)
 		}
 	})
 }
@@ -538,7 +575,7 @@ func TestImportSharesEqualPathSets(t *testing.T) {
 	f := newImportFabric(t)
 	prefixes := []string{"198.51.100.0/24", "198.51.101.0/24", "198.51.102.0/24"}
 	f.addFRRLeaf(1, prefixes...)
-	im, stop := f.startImporter(ImportPolicy{}, ownsNothing, testLog())
+	im, stop := f.startImporter(config.ImportPolicy{}, ownsNothing, testLog())
 	want := map[string][]string{}
 	for _, p := range prefixes {
 		want[p] = []string{"via 192.0.2.6 dev leaf1"}

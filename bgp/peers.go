@@ -4,13 +4,17 @@ import (
 	"context"
 	"slices"
 
-	api "github.com/osrg/gobgp/v3/api"
+	api "github.com/osrg/gobgp/v4/api"
 	"github.com/sirupsen/logrus"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/bgp/config"
 )
 
 // connectRetry is how often GoBGP retries an outgoing connection; its 120 s
 // default leaves a host without routes for two minutes when it boots before
-// its leaf.
+// its leaf. It is also how long a session stays idle after GoBGP reset it
+// (BFD down, `gobgp neighbor X reset`) instead of GoBGP's 30 s, so a
+// session whose uplink healed is back as soon as a failed connect would be.
 const connectRetry = 5
 
 // restartDeferral bounds how long a restarting GoBGP holds back its
@@ -27,7 +31,7 @@ func (s *Speaker) addPeers(ctx, bg context.Context, restarting bool) {
 	for _, g := range s.cfg.PeerGroups {
 		pg := &api.PeerGroup{Conf: &api.PeerGroupConf{PeerGroupName: g.Name, PeerAsn: g.RemoteAS, AuthPassword: string(g.Password)}}
 		common := s.peerCommon(g.PeerSettings, s.groupFamilies(g), restarting)
-		pg.Timers, pg.EbgpMultihop, pg.GracefulRestart, pg.AfiSafis = common.Timers, common.EbgpMultihop, common.GracefulRestart, common.AfiSafis
+		pg.Timers, pg.EbgpMultihop, pg.GracefulRestart, pg.AfiSafis, pg.Bfd = common.Timers, common.EbgpMultihop, common.GracefulRestart, common.AfiSafis, common.Bfd
 		if err := s.server.AddPeerGroup(ctx, &api.AddPeerGroupRequest{PeerGroup: pg}); err != nil {
 			s.recordErr(err, "add peer group", logrus.Fields{"peer_group": g.Name})
 		}
@@ -54,8 +58,8 @@ func (s *Speaker) addPeers(ctx, bg context.Context, restarting bool) {
 // Its peer group's settings are already folded in, and the group is not
 // named: GoBGP would let the group's values override the neighbour's own.
 // An unnumbered neighbour's address is the link-local one found on its
-// interface (GoBGP's API refuses an interface without it).
-func (s *Speaker) peerConfig(n Neighbor, address string, restarting bool) *api.Peer {
+// interface (runUnnumbered follows it; GoBGP resolves it only once).
+func (s *Speaker) peerConfig(n config.Neighbor, address string, restarting bool) *api.Peer {
 	p := s.peerCommon(n.PeerSettings, neighborFamilies(n), restarting)
 	p.Conf = &api.PeerConf{
 		NeighborAddress:   address,
@@ -74,16 +78,26 @@ func (s *Speaker) peerConfig(n Neighbor, address string, restarting bool) *api.P
 }
 
 // peerCommon holds what neighbours and peer groups share.
-func (s *Speaker) peerCommon(ps PeerSettings, families []Family, restarting bool) *api.Peer {
+func (s *Speaker) peerCommon(ps config.PeerSettings, families []config.Family, restarting bool) *api.Peer {
 	p := &api.Peer{
 		Timers: &api.Timers{Config: &api.TimersConfig{
-			HoldTime:          uint64(ps.HoldTime.Seconds()),
-			KeepaliveInterval: uint64(ps.Keepalive.Seconds()),
-			ConnectRetry:      connectRetry,
+			HoldTime:               uint64(ps.HoldTime.Seconds()),
+			KeepaliveInterval:      uint64(ps.Keepalive.Seconds()),
+			ConnectRetry:           connectRetry,
+			IdleHoldTimeAfterReset: connectRetry,
 		}},
 	}
 	if ps.MultihopTTL > 0 {
 		p.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: uint32(ps.MultihopTTL)}
+	}
+	if ps.BFD.Enabled {
+		// GoBGP takes BFD intervals in microseconds.
+		p.Bfd = &api.BfdPeerConfig{
+			Enabled:                  true,
+			RequiredMinimumReceive:   uint32(ps.BFD.MinRx.Microseconds()),
+			DesiredMinimumTxInterval: uint32(ps.BFD.MinTx.Microseconds()),
+			DetectionMultiplier:      uint32(ps.BFD.Multiplier),
+		}
 	}
 	gr := s.cfg.GracefulRestart
 	if gr.Enabled {
@@ -106,44 +120,44 @@ func (s *Speaker) peerCommon(ps PeerSettings, families []Family, restarting bool
 	return p
 }
 
-func apiFamily(f Family) *api.Family {
-	if f == IPv6Unicast {
+func apiFamily(f config.Family) *api.Family {
+	if f == config.IPv6Unicast {
 		return &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}
 	}
 	return &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
 }
 
 // neighborFamilies resolves a neighbour's families (PeerSettings.Families).
-func neighborFamilies(n Neighbor) []Family {
+func neighborFamilies(n config.Neighbor) []config.Family {
 	switch {
 	case n.Families != nil:
 		return n.Families
 	case n.Interface != "":
-		return []Family{IPv4Unicast, IPv6Unicast}
+		return []config.Family{config.IPv4Unicast, config.IPv6Unicast}
 	case n.Address.Is4():
-		return []Family{IPv4Unicast}
+		return []config.Family{config.IPv4Unicast}
 	}
-	return []Family{IPv6Unicast}
+	return []config.Family{config.IPv6Unicast}
 }
 
 // groupFamilies resolves a peer group's families from the dynamic
 // neighbour ranges that use it, as neighborFamilies does from an address.
-func (s *Speaker) groupFamilies(g PeerGroup) []Family {
+func (s *Speaker) groupFamilies(g config.PeerGroup) []config.Family {
 	if g.Families != nil {
 		return g.Families
 	}
-	var out []Family
+	var out []config.Family
 	for _, d := range s.cfg.DynamicNeighbors {
-		f := IPv6Unicast
+		f := config.IPv6Unicast
 		if d.Prefix.Addr().Is4() {
-			f = IPv4Unicast
+			f = config.IPv4Unicast
 		}
 		if d.PeerGroup == g.Name && !slices.Contains(out, f) {
 			out = append(out, f)
 		}
 	}
 	if len(out) == 0 {
-		return []Family{IPv4Unicast, IPv6Unicast}
+		return []config.Family{config.IPv4Unicast, config.IPv6Unicast}
 	}
 	return out
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipvlan-bgp/ipvlan-bgp/bgp/config"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/testnet"
 )
@@ -56,8 +57,8 @@ func TestUnnumberedFRR(t *testing.T) {
  address-family ipv6 unicast
   neighbor `+peerIf+` activate
  exit-address-family`))
-	n := Neighbor{Interface: hostIf, PeerSettings: PeerSettings{HoldTime: 9 * time.Second, Keepalive: 3 * time.Second,
-		Families: []Family{IPv4Unicast, IPv6Unicast}}}
+	n := config.Neighbor{Interface: hostIf, PeerSettings: config.PeerSettings{HoldTime: 9 * time.Second, Keepalive: 3 * time.Second,
+		Families: []config.Family{config.IPv4Unicast, config.IPv6Unicast}}}
 	s := startSpeaker(t, testConfig(n))
 	s.Set("ep", []route.Advert{advert("10.6.0.1/32"), advert("fd00:6::1/128")})
 	testnet.WaitFor(t, 60*time.Second, "10.6.0.1/32 via our link-local address in FRR's kernel", func() (bool, string) {
@@ -134,9 +135,9 @@ func TestDynamicNeighbor(t *testing.T) {
 	ns.AddAddr(t, peerIf, "10.0.8.20/24")
 	cfg := testConfig()
 	cfg.ListenPort = 1790
-	cfg.PeerGroups = []PeerGroup{{Name: "hosts", PeerSettings: PeerSettings{RemoteAS: 65008,
-		HoldTime: 9 * time.Second, Keepalive: 3 * time.Second, Families: []Family{IPv4Unicast}}}}
-	cfg.DynamicNeighbors = []DynamicNeighbor{{Prefix: netip.MustParsePrefix("10.0.8.0/24"), PeerGroup: "hosts"}}
+	cfg.PeerGroups = []config.PeerGroup{{Name: "hosts", PeerSettings: config.PeerSettings{RemoteAS: 65008,
+		HoldTime: 9 * time.Second, Keepalive: 3 * time.Second, Families: []config.Family{config.IPv4Unicast}}}}
+	cfg.DynamicNeighbors = []config.DynamicNeighbor{{Prefix: netip.MustParsePrefix("10.0.8.0/24"), PeerGroup: "hosts"}}
 	s := startSpeaker(t, cfg)
 	bird := testnet.StartBIRD(t, ns, `
 router id 10.0.8.20;
@@ -184,9 +185,9 @@ func TestPeerConfig(t *testing.T) {
 	v4.Families, v4.Password, v4.MultihopTTL, v4.MaxPrefixes = nil, "pw", 2, 100
 	v6 := numbered("fd00::1", 65001)
 	v6.Families = nil
-	iface := Neighbor{Interface: "lo", PeerSettings: PeerSettings{HoldTime: 9 * time.Second, Keepalive: 3 * time.Second}}
+	iface := config.Neighbor{Interface: "lo", PeerSettings: config.PeerSettings{HoldTime: 9 * time.Second, Keepalive: 3 * time.Second}}
 	tests := []struct {
-		n       Neighbor
+		n       config.Neighbor
 		address string
 		want    []string // families, in order
 	}{

@@ -1,3 +1,17 @@
+// Package bgp embeds a GoBGP v4 speaker in the plugin. It announces the
+// prefixes the network driver hands it (route.Announcer: Set records the
+// wanted routes, a background reconcile applies them), peers with the leaf
+// switches (numbered, unnumbered over IPv6 link-local, or dynamic; with MD5,
+// multihop, BFD), keeps its peers' routes across its own restarts (RFC
+// 4724), installs what the peers send into the kernel (the importer, through
+// package fib) and serves GoBGP's gRPC API on a root-only unix socket for
+// the stock `gobgp` CLI.
+//
+// Its settings are package config's. One file per concern: speaker.go
+// (lifecycle), start.go (starting GoBGP), adverts.go and wanted.go
+// (announcing), peers.go and unnumbered.go (neighbours), import.go (learned
+// routes into the kernel), status.go, apisocket.go (the CLI's socket) and
+// gobgplog.go (GoBGP's log into logrus).
 package bgp
 
 import (
@@ -9,10 +23,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/osrg/gobgp/v3/pkg/server"
+	api "github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/server"
 	"github.com/sirupsen/logrus"
 
-	"github.com/ipvlan-bgp/ipvlan-bgp/fib"
+	"github.com/ipvlan-bgp/ipvlan-bgp/bgp/config"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 )
 
@@ -20,9 +35,9 @@ import (
 // records what each owner wants announced and a background reconcile applies
 // it, so Docker calls never wait for BGP.
 type Speaker struct {
-	cfg         Config
-	exportRules []PrefixRule // cfg.ExportRules(), computed once
-	kernel      *fib.Table
+	cfg         config.Config
+	exportRules []config.PrefixRule // cfg.ExportRules(), computed once
+	kernel      KernelRoutes
 	connected   Connected
 	log         *logrus.Entry
 
@@ -41,6 +56,7 @@ type Speaker struct {
 	announcedCount atomic.Int64
 
 	server   *server.BgpServer
+	gobgpLog *slogBridge // the log of server
 	api      *apiServer
 	importer *importer      // set by Start when a kernel table was given; under mu
 	wg       sync.WaitGroup // background goroutines
@@ -54,8 +70,8 @@ const retryEvery = 2 * time.Second
 // Options are the speaker's links to the rest of the plugin.
 type Options struct {
 	// Kernel, when set, receives the routes learned from peers (the
-	// importer, bgp/import.go); nil learns nothing into the kernel.
-	Kernel *fib.Table
+	// importer, import.go); nil learns nothing into the kernel.
+	Kernel KernelRoutes
 	// Connected, when set, keeps learned routes inside the host's own
 	// subnets out of the kernel (ImportPolicy.AllowConnected lifts it).
 	Connected Connected
@@ -71,9 +87,9 @@ type Connected interface {
 	Run(ctx context.Context, changed func([]netip.Prefix))
 }
 
-// NewSpeaker makes a speaker from a validated Config. Nothing runs until
+// NewSpeaker makes a speaker from a validated config. Nothing runs until
 // Start; Set may be called before (graceful restart re-adds routes first).
-func NewSpeaker(cfg Config, opts Options) *Speaker {
+func NewSpeaker(cfg config.Config, opts Options) *Speaker {
 	log := opts.Log
 	if log == nil {
 		log = logrus.NewEntry(logrus.StandardLogger())
@@ -122,10 +138,6 @@ func (s *Speaker) Owns(p netip.Prefix) bool {
 	return ok
 }
 
-// Server is the embedded GoBGP server, for the importer's watch; nil before
-// Start.
-func (s *Speaker) Server() *server.BgpServer { return s.server }
-
 // recordErr logs err and keeps it for Status.
 func (s *Speaker) recordErr(err error, msg string, fields logrus.Fields) {
 	s.log.WithFields(fields).WithError(err).Error(msg)
@@ -154,7 +166,7 @@ func (s *Speaker) reconcileLoop(ctx context.Context) {
 	}
 }
 
-// Stop ends the speaker. graceful=true drops every session without a BGP
+// Stop ends the speaker. graceful=true closes every session without a BGP
 // Cease, as a crash would, so peers in graceful-restart helper mode keep
 // our routes until we come back; graceful=false withdraws cleanly (Cease).
 func (s *Speaker) Stop(ctx context.Context, graceful bool) error {
@@ -170,16 +182,19 @@ func (s *Speaker) Stop(ctx context.Context, graceful bool) error {
 	cancel()
 	s.wg.Wait()
 	var errs []error
-	if graceful {
-		if err := s.dropSessions(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("drop BGP sessions without Cease: %w", err))
-		}
+	// GoBGP v4's StopBgp keeps the peers' graceful restart when asked: it
+	// closes the sessions of peers that negotiated it without a
+	// NOTIFICATION, and sends the others a Cease.
+	if err := s.server.StopBgp(ctx, &api.StopBgpRequest{AllowGracefulRestart: graceful}); err != nil {
+		errs = append(errs, fmt.Errorf("stop BGP (graceful restart %t): %w", graceful, err))
 	}
-	// With every session already dropped, Stop sends no Cease; it closes
-	// the listeners and the gRPC server.
+	// Stop then ends the gRPC and BFD servers. It calls StopBgp again,
+	// which now fails, and GoBGP logs that as an error: expected here.
+	s.gobgpLog.stopping.Store(true)
 	s.server.Stop()
 	if s.api != nil {
 		errs = append(errs, s.api.close())
 	}
+	s.log.WithField("graceful_restart", graceful).Info("BGP speaker stopped")
 	return errors.Join(errs...)
 }

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 
-	api "github.com/osrg/gobgp/v3/api"
-	"github.com/osrg/gobgp/v3/pkg/server"
+	api "github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/server"
 	"github.com/sirupsen/logrus"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/bgp/config"
 )
 
 // exportPolicy is the seed's `route-map IPVLAN`: only locally originated
@@ -40,7 +42,7 @@ func (s *Speaker) start(ctx context.Context, restarting bool) error {
 	if !routerID.IsValid() {
 		var err error
 		if routerID, err = DefaultRouterID(); err != nil {
-			return fmt.Errorf("%s unset and no default: %w", EnvRouterID, err)
+			return fmt.Errorf("%s unset and no default: %w", config.EnvRouterID, err)
 		}
 	}
 	// Without its API the speaker still routes: an operator loses the gobgp
@@ -50,13 +52,15 @@ func (s *Speaker) start(ctx context.Context, restarting bool) error {
 		s.recordErr(err, "GoBGP API is off; BGP runs without it", nil)
 		apiSrv = nil
 	}
-	opts := []server.ServerOption{server.LoggerOption(&gobgpLogger{log: s.log, failed: s.recordErr})}
+	s.gobgpLog = &slogBridge{log: s.log.WithField("part", "gobgp"), failed: s.recordErr}
+	opts := []server.ServerOption{server.LoggerOption(s.gobgpLog.logger(), nil)}
 	if apiSrv != nil {
 		opts = append(opts, server.GrpcListenAddress(apiSrv.internalAddress()))
 	}
 	s.server = server.NewBgpServer(opts...)
 	go s.server.Serve()
 	if err := s.startGlobal(ctx, routerID.String()); err != nil {
+		s.gobgpLog.stopping.Store(true)
 		s.server.Stop()
 		if apiSrv != nil {
 			_ = apiSrv.close()
@@ -85,8 +89,8 @@ func (s *Speaker) startGlobal(ctx context.Context, routerID string) error {
 		return err
 	}
 	assignment := &api.PolicyAssignment{
-		Name: "global", Direction: api.PolicyDirection_EXPORT,
-		Policies: []*api.Policy{{Name: policy}}, DefaultAction: api.RouteAction_REJECT,
+		Name: "global", Direction: api.PolicyDirection_POLICY_DIRECTION_EXPORT,
+		Policies: []*api.Policy{{Name: policy}}, DefaultAction: api.RouteAction_ROUTE_ACTION_REJECT,
 	}
 	if err := s.server.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: assignment}); err != nil {
 		return fmt.Errorf("assign export policy: %w", err)
@@ -97,7 +101,7 @@ func (s *Speaker) startGlobal(ctx context.Context, routerID string) error {
 // run adds the wanted paths BEFORE any neighbour, so peers that kept our
 // routes through a graceful restart never see them missing from our first
 // update (GoBGP sends End-of-RIB soon after a session comes up), then the
-// peers, then starts the background loops.
+// importer's watch, then the peers, then starts the background loops.
 func (s *Speaker) run(ctx context.Context, restarting bool) {
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.reconcileMu.Lock()
@@ -110,7 +114,9 @@ func (s *Speaker) run(ctx context.Context, restarting bool) {
 	if err := s.reconcile(ctx); err != nil {
 		s.recordErr(err, "add initial announcements", nil)
 	}
-	s.startImporter(bg)
+	if err := s.startImporter(bg); err != nil {
+		s.recordErr(err, "install learned routes", nil)
+	}
 	s.addPeers(ctx, bg, restarting)
 	s.wg.Add(1)
 	go s.reconcileLoop(bg)
@@ -132,7 +138,7 @@ func (s *Speaker) addExportPolicy(ctx context.Context) (string, error) {
 		name string
 		is4  bool
 	}{{"v4", true}, {"v6", false}} {
-		set := &api.DefinedSet{DefinedType: api.DefinedType_PREFIX, Name: exportPolicy + "-" + family.name}
+		set := &api.DefinedSet{DefinedType: api.DefinedType_DEFINED_TYPE_PREFIX, Name: exportPolicy + "-" + family.name}
 		for _, r := range s.exportRules {
 			if r.Prefix.Addr().Is4() == family.is4 {
 				set.Prefixes = append(set.Prefixes, &api.Prefix{
@@ -150,9 +156,9 @@ func (s *Speaker) addExportPolicy(ctx context.Context) (string, error) {
 			Name: set.Name,
 			Conditions: &api.Conditions{
 				RouteType: api.Conditions_ROUTE_TYPE_LOCAL,
-				PrefixSet: &api.MatchSet{Type: api.MatchSet_ANY, Name: set.Name},
+				PrefixSet: &api.MatchSet{Type: api.MatchSet_TYPE_ANY, Name: set.Name},
 			},
-			Actions: &api.Actions{RouteAction: api.RouteAction_ACCEPT},
+			Actions: &api.Actions{RouteAction: api.RouteAction_ROUTE_ACTION_ACCEPT},
 		})
 	}
 	if err := s.server.AddPolicy(ctx, &api.AddPolicyRequest{Policy: policy}); err != nil {

@@ -5,7 +5,7 @@ import (
 	"maps"
 	"time"
 
-	api "github.com/osrg/gobgp/v3/api"
+	api "github.com/osrg/gobgp/v4/api"
 
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 )
@@ -31,7 +31,21 @@ type PeerStatus struct {
 	Received   uint64 // prefixes received, all families
 	Accepted   uint64
 	Advertised uint64
+	// BFD is the state of the session's BFD (one of BFDStates), "" when
+	// BFD is off for it.
+	BFD string
 }
+
+// The states of a session's BFD (RFC 5880 6.2), as Status names them.
+const (
+	BFDAdminDown = "admin_down"
+	BFDDown      = "down"
+	BFDInit      = "init"
+	BFDUp        = "up"
+)
+
+// BFDStates are every state PeerStatus.BFD takes when BFD is on.
+var BFDStates = []string{BFDAdminDown, BFDDown, BFDInit, BFDUp}
 
 // Status reports sessions, adverts and the last error. It works before
 // Start too (no peers then).
@@ -72,16 +86,19 @@ func peerStatus(p *api.Peer) PeerStatus {
 		ps.Accepted += af.GetState().GetAccepted()
 		ps.Advertised += af.GetState().GetAdvertised()
 	}
+	if p.GetBfd().GetEnabled() {
+		ps.BFD = bfdStateName(p.GetState().GetBfdState().GetSessionState())
+	}
 	return ps
 }
 
 var sessionStates = map[api.PeerState_SessionState]string{
-	api.PeerState_IDLE:        "idle",
-	api.PeerState_CONNECT:     "connect",
-	api.PeerState_ACTIVE:      "active",
-	api.PeerState_OPENSENT:    "opensent",
-	api.PeerState_OPENCONFIRM: "openconfirm",
-	api.PeerState_ESTABLISHED: "established",
+	api.PeerState_SESSION_STATE_IDLE:        "idle",
+	api.PeerState_SESSION_STATE_CONNECT:     "connect",
+	api.PeerState_SESSION_STATE_ACTIVE:      "active",
+	api.PeerState_SESSION_STATE_OPENSENT:    "opensent",
+	api.PeerState_SESSION_STATE_OPENCONFIRM: "openconfirm",
+	api.PeerState_SESSION_STATE_ESTABLISHED: "established",
 }
 
 func sessionStateName(st api.PeerState_SessionState) string {
@@ -89,4 +106,21 @@ func sessionStateName(st api.PeerState_SessionState) string {
 		return name
 	}
 	return "unknown"
+}
+
+var bfdStates = map[api.BfdSessionState]string{
+	api.BfdSessionState_BFD_SESSION_STATE_ADMIN_DOWN: BFDAdminDown,
+	api.BfdSessionState_BFD_SESSION_STATE_DOWN:       BFDDown,
+	api.BfdSessionState_BFD_SESSION_STATE_INIT:       BFDInit,
+	api.BfdSessionState_BFD_SESSION_STATE_UP:         BFDUp,
+}
+
+// bfdStateName names a BFD state. GoBGP reports a session it has not
+// started yet (no BFD peer for the neighbour) as unspecified: down, as far
+// as forwarding goes.
+func bfdStateName(st api.BfdSessionState) string {
+	if name, ok := bfdStates[st]; ok {
+		return name
+	}
+	return BFDDown
 }

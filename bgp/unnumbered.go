@@ -7,11 +7,13 @@ import (
 	"os"
 	"time"
 
-	api "github.com/osrg/gobgp/v3/api"
-	"github.com/osrg/gobgp/v3/pkg/config/oc"
+	api "github.com/osrg/gobgp/v4/api"
+	"github.com/osrg/gobgp/v4/pkg/config/oc"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv6"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/bgp/config"
 )
 
 // raInterval is how often Router Advertisements go out on unnumbered links:
@@ -23,7 +25,7 @@ const raInterval = 3 * time.Second
 // itself, and adds the neighbour as soon as the link shows exactly one
 // link-local neighbour, re-adding it if that neighbour changes: GoBGP
 // resolves the peer's address only once, when the neighbour is added.
-func (s *Speaker) runUnnumbered(ctx context.Context, n Neighbor, restarting bool) {
+func (s *Speaker) runUnnumbered(ctx context.Context, n config.Neighbor, restarting bool) {
 	defer s.wg.Done()
 	log := s.log.WithField("peer", n.Interface)
 	sender, err := newICMPSender()
@@ -52,7 +54,7 @@ func (s *Speaker) runUnnumbered(ctx context.Context, n Neighbor, restarting bool
 
 // syncUnnumbered returns the link-local peer now configured in GoBGP for
 // n ("" if none), adding or replacing it as the neighbour table says.
-func (s *Speaker) syncUnnumbered(ctx context.Context, n Neighbor, current string, restarting bool, sender *icmpSender) string {
+func (s *Speaker) syncUnnumbered(ctx context.Context, n config.Neighbor, current string, restarting bool, sender *icmpSender) string {
 	log := s.log.WithField("peer", n.Interface)
 	peer, err := oc.GetIPv6LinkLocalNeighborAddress(n.Interface)
 	if err != nil {

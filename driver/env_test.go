@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ipvlan-bgp/ipvlan-bgp/bgp"
+	bgpconfig "github.com/ipvlan-bgp/ipvlan-bgp/bgp/config"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/route"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/testnet"
 	"github.com/ipvlan-bgp/ipvlan-bgp/store"
@@ -260,8 +261,8 @@ type recorder struct {
 }
 
 func newRecorder() *recorder {
-	cfg, err := bgp.LoadConfig(func(key string) string {
-		if key == bgp.EnvConfigFile {
+	cfg, err := bgpconfig.Load(func(key string) string {
+		if key == bgpconfig.EnvConfigFile {
 			return os.DevNull
 		}
 		return ""

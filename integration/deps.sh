@@ -14,6 +14,7 @@ have mkfs.ext4 || need+=(e2fsprogs)
 have ip || need+=(iproute2)
 have ping || need+=(iputils-ping)
 have tcpdump || need+=(tcpdump)
+have nft || need+=(nftables)
 
 if [ ${#need[@]} -gt 0 ]; then
 	echo "deps: installing ${need[*]}"

@@ -66,6 +66,7 @@ var (
 	descPeerReceived  = desc("peer_prefixes_received", "Prefixes received from the peer, all families.", "peer")
 	descPeerAccepted  = desc("peer_prefixes_accepted", "Prefixes received from the peer and accepted by the import policy.", "peer")
 	descPeerAdvert    = desc("peer_prefixes_advertised", "Prefixes advertised to the peer.", "peer")
+	descPeerBFD       = desc("peer_bfd_state", "The state of the session's BFD, for peers with BFD on: 1 for the current state, 0 for the others.", "peer", "state")
 
 	descAnnounced      = desc("announced_routes", "Routes this host announces for the network: host routes of running containers, or its subnet.", "network")
 	descEndpoints      = desc("endpoints", "Endpoints (containers) on the network, by whether they joined.", "network", "joined")
@@ -95,7 +96,7 @@ func newCollector(src Sources, log *logrus.Entry) *collector { return &collector
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		descSpeakerUp, descLocalPrefixes, descPeerUp, descPeerState, descPeerUptime, descPeerReceived, descPeerAccepted, descPeerAdvert,
+		descSpeakerUp, descLocalPrefixes, descPeerUp, descPeerState, descPeerUptime, descPeerReceived, descPeerAccepted, descPeerAdvert, descPeerBFD,
 		descAnnounced, descEndpoints, descKernelRoutes, descPoolFree, descPoolAllocated,
 		descBudgetLimit, descBudgetUsed, descBudgetRefused, descBudgetFellBack,
 		descRxBytes, descRxPackets, descTxBytes, descTxPackets, descScrapeFail,

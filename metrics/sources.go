@@ -5,6 +5,8 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ipvlan-bgp/ipvlan-bgp/bgp"
 )
 
 // shortID is the 12-character form of a Docker ID the docker CLI shows, so
@@ -90,6 +92,11 @@ func (c *collector) collectSpeaker(ctx context.Context, ch chan<- prometheus.Met
 		gauge(ch, descPeerReceived, float64(p.Received), p.Address)
 		gauge(ch, descPeerAccepted, float64(p.Accepted), p.Address)
 		gauge(ch, descPeerAdvert, float64(p.Advertised), p.Address)
+		if p.BFD != "" {
+			for _, state := range bgp.BFDStates {
+				gauge(ch, descPeerBFD, boolValue(p.BFD == state), p.Address, state)
+			}
+		}
 	}
 	return err
 }

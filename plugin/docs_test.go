@@ -14,7 +14,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ipvlan-bgp/ipvlan-bgp/bgp"
+	bgpconfig "github.com/ipvlan-bgp/ipvlan-bgp/bgp/config"
 	"github.com/ipvlan-bgp/ipvlan-bgp/fib"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/testnet"
 )
@@ -22,7 +22,7 @@ import (
 // The docs in docs/ are checked against the code, so they cannot drift:
 // settings and options against config.json and the driver's source, error
 // texts against the format strings that produce them, the TOML example
-// against bgp.LoadConfig, and quoted lab files against the files themselves.
+// against bgpconfig.Load, and quoted lab files against the files themselves.
 
 var updateDocs = flag.Bool("update-docs", false, "rewrite the lab files quoted in docs/*.md (<!-- file: PATH --> blocks) from the files")
 
@@ -39,9 +39,9 @@ func TestReferenceSettings(t *testing.T) {
 	for _, e := range readManifest(t).Env {
 		declared[e.Name] = e.Value
 	}
-	for name, env := range stringConsts(t, "../bgp/load.go", func(n string) bool { return strings.HasPrefix(n, "Env") }) {
+	for name, env := range stringConsts(t, "../bgp/config/load.go", func(n string) bool { return strings.HasPrefix(n, "Env") }) {
 		if _, ok := declared[env]; !ok {
-			t.Errorf("bgp.%s (%s) is read by the speaker but missing from config.json", name, env)
+			t.Errorf("bgpconfig.%s (%s) is read by the speaker but missing from config.json", name, env)
 		}
 	}
 	documented := map[string]string{}
@@ -132,7 +132,7 @@ func mapHasValue(m map[string]string, v string) bool {
 
 // errorWrappers are the error types' formats around a reason, as regular
 // expressions capturing the reason: driver.OptionError, the plugin's
-// settingError, bgp.ConfigError and ipam.Error.
+// settingError, bgpconfig.ConfigError and ipam.Error.
 var errorWrappers = []*regexp.Regexp{
 	regexp.MustCompile(`^ipvlan-bgp: option [^=]+="(?:[^"\\]|\\.)*": (.+)$`),
 	regexp.MustCompile(`^setting [A-Z0-9_]+="(?:[^"\\]|\\.)*": (.+)$`),
@@ -145,7 +145,7 @@ var errorWrappers = []*regexp.Regexp{
 // the packages that answer Docker and read the settings.
 func TestDocumentedErrorsExist(t *testing.T) {
 	var formats []*regexp.Regexp
-	for _, dir := range []string{"../driver", "../ipam", "../internal/route", "../bgp", "."} {
+	for _, dir := range []string{"../driver", "../ipam", "../internal/route", "../bgp", "../bgp/config", "."} {
 		formats = append(formats, formatPatterns(t, dir)...)
 	}
 	checked := 0
@@ -325,7 +325,7 @@ func TestDocsKernelRouteMarks(t *testing.T) {
 }
 
 // TestReferenceTOMLExamples loads every ```toml block of the reference with
-// bgp.LoadConfig as the managed plugin would: config.json's defaults in the
+// bgpconfig.Load as the managed plugin would: config.json's defaults in the
 // environment and BGP_CONFIG_FILE naming the block. Every section of the
 // block must make it into the configuration.
 func TestReferenceTOMLExamples(t *testing.T) {
@@ -344,8 +344,8 @@ func TestReferenceTOMLExamples(t *testing.T) {
 		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		env[bgp.EnvConfigFile] = path
-		cfg, err := bgp.LoadConfig(func(k string) string { return env[k] })
+		env[bgpconfig.EnvConfigFile] = path
+		cfg, err := bgpconfig.Load(func(k string) string { return env[k] })
 		if err != nil {
 			t.Errorf("reference.md line %d: the TOML example does not load: %v", b.line, err)
 			continue

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ipvlan-bgp/ipvlan-bgp/api"
 	"github.com/ipvlan-bgp/ipvlan-bgp/bgp"
+	bgpconfig "github.com/ipvlan-bgp/ipvlan-bgp/bgp/config"
 	"github.com/ipvlan-bgp/ipvlan-bgp/driver"
 	"github.com/ipvlan-bgp/ipvlan-bgp/fib"
 	"github.com/ipvlan-bgp/ipvlan-bgp/internal/failpoint"
@@ -208,7 +209,7 @@ func (p *plugin) sweepAddresses(ctx context.Context, log *logrus.Entry) {
 }
 
 func newSpeaker(getenv func(string) string, log *logrus.Entry) (*bgp.Speaker, *fib.Table, bool, error) {
-	cfg, err := bgp.LoadConfig(getenv)
+	cfg, err := bgpconfig.Load(getenv)
 	if err != nil {
 		return nil, nil, false, err
 	}

@@ -70,13 +70,14 @@ func startPlugin(t *testing.T) *running {
 	testnet.Veth(t, testnet.Host, "eth0", leaf, "swp1")
 	testnet.Host.AddAddr(t, "eth0", "10.0.1.1/30")
 	leaf.AddAddr(t, "swp1", "10.0.1.2/30")
-	frr := testnet.StartFRR(t, leaf, fmt.Sprintf(`
+	frr := testnet.StartFRRWithBFD(t, leaf, fmt.Sprintf(`
 router bgp 65001
  bgp router-id 10.0.1.2
  no bgp ebgp-requires-policy
  no bgp network import-check
  neighbor 10.0.1.1 remote-as 64512
  neighbor 10.0.1.1 password %s
+ neighbor 10.0.1.1 bfd
  address-family ipv4 unicast
   network 10.90.0.0/24
  exit-address-family
@@ -88,7 +89,7 @@ router bgp 65001
 		"METRICS_ADDRESS": "unix:" + filepath.Join(r.dir, "metrics.sock"), "STATUS_SOCKET": filepath.Join(r.dir, "status.sock"),
 		"LOG_LEVEL": "debug", "LOG_FORMAT": "json", "ROUTE_BUDGET": "3",
 		"BGP_ASN": "64512", "BGP_ROUTER_ID": "10.0.1.1", "BGP_LISTEN_PORT": "0", "BGP_API_SOCKET": "none",
-		"BGP_NEIGHBORS": "10.0.1.2:65001", "BGP_PASSWORD": md5Password, "BGP_HOLD_TIME": "9",
+		"BGP_NEIGHBORS": "10.0.1.2:65001", "BGP_PASSWORD": md5Password, "BGP_HOLD_TIME": "9", "BGP_BFD": "true",
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -155,9 +156,10 @@ func (r *running) statusOutput(t *testing.T, args ...string) string {
 func dockerID(n int, fill string) string { return fmt.Sprintf("%02x", n) + strings.Repeat(fill, 62) }
 
 // TestOperatorsView runs the plugin as Docker would, peered with an FRR
-// leaf over an MD5 session, and checks what an operator sees: the route
-// budget's refusal at `docker run`, the metrics, the status command's tables
-// and JSON, and that the MD5 password shows nowhere.
+// leaf over an MD5 session with BFD, and checks what an operator sees: the
+// route budget's refusal at `docker run`, the metrics, the status command's
+// tables and JSON (the session's BFD up), and that the MD5 password shows
+// nowhere.
 func TestOperatorsView(t *testing.T) {
 	r := startPlugin(t)
 	hostNet, subnetNet := dockerID(1, "c"), dockerID(2, "c")
@@ -187,7 +189,7 @@ func TestOperatorsView(t *testing.T) {
 		}
 		p := doc.BGP.Peers[0]
 		atLeaf, _ := r.leaf.Try("show bgp ipv4 unicast 10.20.0.0/24")
-		return p.State == "established" && p.Accepted == 1 && len(doc.Routes) == 1 && strings.Contains(atLeaf, "10.0.1.1 from 10.0.1.1"),
+		return p.State == "established" && p.BFD == "up" && p.Accepted == 1 && len(doc.Routes) == 1 && strings.Contains(atLeaf, "10.0.1.1 from 10.0.1.1"),
 			fmt.Sprintf("%+v routes %v; leaf: %s", p, doc.Routes, atLeaf)
 	})
 	if doc.Routes[0].Prefix != "10.90.0.0/24" || doc.Routes[0].Nexthops[0] != "10.0.1.2" {
@@ -227,6 +229,8 @@ func checkMetrics(t *testing.T, body, hostNet, subnetNet string) {
 		`ipvlan_bgp_peer_up{interface="",peer="10.0.1.2",remote_as="65001"} 1`,
 		`ipvlan_bgp_peer_session_state{peer="10.0.1.2",state="established"} 1`,
 		`ipvlan_bgp_peer_session_state{peer="10.0.1.2",state="active"} 0`,
+		`ipvlan_bgp_peer_bfd_state{peer="10.0.1.2",state="up"} 1`,
+		`ipvlan_bgp_peer_bfd_state{peer="10.0.1.2",state="down"} 0`,
 		`ipvlan_bgp_peer_prefixes_accepted{peer="10.0.1.2"} 1`,
 		`ipvlan_bgp_bgp_speaker_up 1`,
 		`ipvlan_bgp_bgp_local_prefixes 1`,
@@ -264,9 +268,9 @@ func checkStatusText(t *testing.T, text string, doc status.Document) {
 	}
 	peer := rows["10.0.1.2"]
 	p := doc.BGP.Peers[0]
-	want := []string{"10.0.1.2", "-", "65001", "established", fmt.Sprint(p.Received), fmt.Sprint(p.Accepted), fmt.Sprint(p.Advertised)}
-	if len(peer) != 8 || strings.Join(append(peer[:4:4], peer[5:]...), " ") != strings.Join(want, " ") {
-		t.Errorf("peer row %q, want %q with the uptime after the state", peer, want)
+	want := []string{"10.0.1.2", "-", "65001", "established", "up", fmt.Sprint(p.Received), fmt.Sprint(p.Accepted), fmt.Sprint(p.Advertised)}
+	if len(peer) != 9 || strings.Join(append(peer[:5:5], peer[6:]...), " ") != strings.Join(want, " ") {
+		t.Errorf("peer row %q, want %q with the uptime after BFD", peer, want)
 	}
 	for _, ep := range doc.Endpoints {
 		want := []string{ep.ID[:12], ep.Network[:12], strings.Join(ep.Addresses, ","), ep.Interface, "-", "no"}

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ipvlan-bgp/ipvlan-bgp/bgp"
+	bgpconfig "github.com/ipvlan-bgp/ipvlan-bgp/bgp/config"
 )
 
 type manifest struct {
@@ -58,7 +58,7 @@ func TestManifestMatchesSettings(t *testing.T) {
 	if _, err := loadConfig(getenv); err != nil {
 		t.Errorf("config.json defaults are refused: %v", err)
 	}
-	if _, err := bgp.LoadConfig(getenv); err != nil {
+	if _, err := bgpconfig.Load(getenv); err != nil {
 		t.Errorf("config.json BGP defaults are refused: %v", err)
 	}
 }

@@ -87,6 +87,9 @@ type Peer struct {
 	Received      uint64 `json:"received"`
 	Accepted      uint64 `json:"accepted"`
 	Advertised    uint64 `json:"advertised"`
+	// BFD is the state of the session's BFD (up, down, init, admin_down);
+	// absent when BFD is off for it.
+	BFD string `json:"bfd,omitempty"`
 }
 
 type Route struct {
@@ -164,7 +167,7 @@ func (doc *Document) addBGP(ctx context.Context, s metrics.Speaker) {
 	for _, p := range st.Peers {
 		doc.BGP.Peers = append(doc.BGP.Peers, Peer{
 			Address: p.Address, Interface: p.Interface, RemoteAS: p.RemoteAS, State: p.State,
-			UptimeSeconds: int64(p.Uptime.Seconds()), Received: p.Received, Accepted: p.Accepted, Advertised: p.Advertised,
+			UptimeSeconds: int64(p.Uptime.Seconds()), Received: p.Received, Accepted: p.Accepted, Advertised: p.Advertised, BFD: p.BFD,
 		})
 	}
 }

@@ -53,9 +53,9 @@ func renderBGP(w io.Writer, b *BGP) {
 	if b.LastError != "" {
 		fmt.Fprintf(w, "last BGP error: %s\n", b.LastError)
 	}
-	section(w, "PEERS", "PEER\tINTERFACE\tREMOTE AS\tSTATE\tUPTIME\tRECEIVED\tACCEPTED\tADVERTISED", len(b.Peers), func(i int) string {
+	section(w, "PEERS", "PEER\tINTERFACE\tREMOTE AS\tSTATE\tBFD\tUPTIME\tRECEIVED\tACCEPTED\tADVERTISED", len(b.Peers), func(i int) string {
 		p := b.Peers[i]
-		return row(p.Address, dash(p.Interface), strconv.FormatUint(uint64(p.RemoteAS), 10), p.State,
+		return row(p.Address, dash(p.Interface), strconv.FormatUint(uint64(p.RemoteAS), 10), p.State, dash(p.BFD),
 			(time.Duration(p.UptimeSeconds) * time.Second).String(),
 			strconv.FormatUint(p.Received, 10), strconv.FormatUint(p.Accepted, 10), strconv.FormatUint(p.Advertised, 10))
 	})

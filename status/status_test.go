@@ -153,7 +153,8 @@ func TestFetchNamesTheSocket(t *testing.T) {
 func TestRenderShowsEveryRow(t *testing.T) {
 	doc := Build(ctx, state(t))
 	doc.BGP = &BGP{Running: true, ASN: 64512, RouterID: "192.0.2.1", LocalPrefixes: 1,
-		Peers: []Peer{{Address: "10.0.1.2", RemoteAS: 65001, State: "established", UptimeSeconds: 75, Received: 4, Accepted: 3, Advertised: 1}}}
+		Peers: []Peer{{Address: "10.0.1.2", RemoteAS: 65001, State: "established", UptimeSeconds: 75, Received: 4, Accepted: 3, Advertised: 1},
+			{Address: "10.0.3.2", RemoteAS: 65002, State: "active", BFD: "down"}}}
 	var out bytes.Buffer
 	if err := Render(&out, doc); err != nil {
 		t.Fatal(err)
@@ -165,7 +166,8 @@ func TestRenderShowsEveryRow(t *testing.T) {
 			rows[f[0]] = f
 		}
 	}
-	want := [][]string{{"10.0.1.2", "-", "65001", "established", "1m15s", "4", "3", "1"}}
+	want := [][]string{{"10.0.1.2", "-", "65001", "established", "-", "1m15s", "4", "3", "1"},
+		{"10.0.3.2", "-", "65002", "active", "down", "0s", "0", "0", "0"}}
 	for _, n := range doc.Networks {
 		want = append(want, []string{n.ID[:12], n.Parent, n.Mode, n.Announce, strings.Join(n.Subnets, ","), list(n.Announced)})
 	}

@@ -348,7 +348,7 @@ protocol bgp host { local 10.0.90.2 as 65090; neighbor 10.0.90.1 as 64512; conne
 		n, err := d.NetworkCreate(dockertest.NetworkSpec{ID: id(0, "c"), Subnet: "10.82.0.0/20", Options: map[string]string{"parent": "eth0"}})
 		must(b, err)
 		leafRoutes := func() int {
-			out, _ := leaf.Try("ip", "-4", "route", "show", "10.82.0.0/20")
+			out, _ := leaf.Try("ip", "-4", "route", "show", "root", "10.82.0.0/20")
 			return strings.Count(out, "\n")
 		}
 		begin := time.Now()

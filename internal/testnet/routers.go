@@ -14,6 +14,7 @@ import (
 const (
 	frrDir  = "/usr/lib/frr"
 	birdBin = "/usr/sbin/bird"
+	nftBin  = "/usr/sbin/nft"
 )
 
 // FRR is a zebra+bgpd pair running in a namespace, as on a leaf switch.
@@ -27,19 +28,40 @@ type FRR struct {
 // namespace's kernel, so tests can check both the RIB and the FIB.
 func StartFRR(t testing.TB, ns *NS, bgpdConf string) *FRR {
 	t.Helper()
+	return startFRR(t, ns, bgpdConf, "zebra", "bgpd")
+}
+
+// StartFRRWithBFD is StartFRR with FRR's BFD daemon, bfdd, started between
+// zebra and bgpd, for bgpd.conf's `neighbor X bfd`.
+func StartFRRWithBFD(t testing.TB, ns *NS, bgpdConf string) *FRR {
+	t.Helper()
+	return startFRR(t, ns, bgpdConf, "zebra", "bfdd", "bgpd")
+}
+
+func startFRR(t testing.TB, ns *NS, bgpdConf string, daemons ...string) *FRR {
+	t.Helper()
 	RequireBinary(t, filepath.Join(frrDir, "bgpd"))
 	dir := ownedTempDir(t, "frr")
-	writeFile(t, filepath.Join(dir, "zebra.conf"), "hostname zebra\n")
-	writeFile(t, filepath.Join(dir, "bgpd.conf"), bgpdConf)
 	f := &FRR{NS: ns, dir: dir}
-	for _, daemon := range []string{"zebra", "bgpd"} {
-		ns.Exec(t, filepath.Join(frrDir, daemon), "-d", "-u", "frr", "-g", "frr", "-P", "0",
+	var pids []string
+	t.Cleanup(func() { killPidFiles(dir, pids...) })
+	for _, daemon := range daemons {
+		conf := "hostname " + daemon + "\n"
+		if daemon == "bgpd" {
+			conf = bgpdConf
+		}
+		writeFile(t, filepath.Join(dir, daemon+".conf"), conf)
+		args := []string{filepath.Join(frrDir, daemon), "-d", "-u", "frr", "-g", "frr", "-P", "0",
 			"-f", filepath.Join(dir, daemon+".conf"),
 			"-i", filepath.Join(dir, daemon+".pid"),
 			"-z", filepath.Join(dir, "zserv.api"),
-			"--vty_socket", dir)
+			"--vty_socket", dir}
+		if daemon == "bfdd" {
+			args = append(args, "--bfdctl", filepath.Join(dir, "bfdd.sock"))
+		}
+		pids = append(pids, daemon+".pid")
+		ns.Exec(t, args...)
 	}
-	t.Cleanup(func() { killPidFiles(dir, "bgpd.pid", "zebra.pid") })
 	WaitFor(t, 10*time.Second, "FRR's vty", func() (bool, string) {
 		out, err := f.Try("show version")
 		return err == nil, out

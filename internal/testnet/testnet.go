@@ -210,3 +210,28 @@ func killNamespacePids(name string) {
 		_ = exec.Command("kill", "-9", pid).Run()
 	}
 }
+
+// Blackhole makes the namespace drop every packet that comes in, goes out
+// or passes through dev, while the link stays up: a silent failure, which
+// no carrier loss reports and only the protocols' own timers find. The
+// returned heal lifts it; the namespace's end lifts it too.
+func (n *NS) Blackhole(t testing.TB, dev string) (heal func()) {
+	t.Helper()
+	RequireBinary(t, nftBin)
+	table := "blackhole-" + dev
+	rules := fmt.Sprintf(`table inet %[1]s {
+	chain drop_in { type filter hook input priority -300; policy accept; iifname %[2]q drop; }
+	chain drop_through { type filter hook forward priority -300; policy accept; iifname %[2]q drop; oifname %[2]q drop; }
+	chain drop_out { type filter hook output priority -300; policy accept; oifname %[2]q drop; }
+}
+`, table, dev)
+	cmd := n.command(nftBin, "-f", "-")
+	cmd.Stdin = strings.NewReader(rules)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("in netns %q: nft: %v: %s", n.Name, err, out)
+	}
+	return func() {
+		t.Helper()
+		n.Exec(t, nftBin, "delete", "table", "inet", table)
+	}
+}

@@ -5,7 +5,8 @@
 # seed's failure), host3 and host4 are dual-homed to both leaves.
 #
 # Each scenario is a file beside this one; they run in an order where none
-# depends on another's leftovers, and the restarts come last.
+# depends on another's leftovers, and the restarts, the fault injection and
+# the reboot (which cuts host2's power) come last.
 set -euo pipefail
 . /lab/lib.sh
 . /payload/scenarios/fabric.sh
@@ -22,7 +23,7 @@ in_parallel "${installs[@]}"
 wait_sessions
 
 # `make integration SCENARIOS="ecmp restarts"` runs a subset.
-selected="routes path unnumbered ecmp badinput swarm compose upgrade restarts"
+selected="routes path unnumbered ecmp bfd engines speed badinput swarm compose upgrade restarts faults reboot"
 [ -f /payload/scenarios/selected ] && selected=$(cat /payload/scenarios/selected)
 for s in $selected; do
 	lab_log "---- scenario $s ----"

@@ -37,7 +37,7 @@ remove() {
 	echo $(($(now_ms) - start))
 }
 
-leaf_routes() { ip -n leaf2 route show 10.247.0.0/20 | grep -c /32 || true; }
+leaf_routes() { ip -n leaf2 route show root 10.247.0.0/20 | grep -c . || true; }
 
 docker_ms=$(many docker-ipvlan d)
 lab_log "scale: $SCALE containers on Docker's ipvlan driver in $docker_ms ms"

@@ -1,4 +1,4 @@
-package bgp
+package config
 
 import (
 	"fmt"
@@ -66,19 +66,32 @@ func parseBool(setting, s string) (bool, error) {
 	return b, nil
 }
 
-// parseSeconds reads a whole number of seconds, either bare ("90") or as a
-// Go duration ("90s", "2m"), within [lo, hi]; BGP timers have 1 s resolution.
-func parseSeconds(setting, s string, lo, hi time.Duration) (time.Duration, error) {
+// timeUnit is the resolution of a timer setting: BGP's timers are whole
+// seconds, BFD's intervals whole milliseconds.
+type timeUnit struct {
+	size          time.Duration
+	name, example string // "seconds", "90 or 90s"
+	whole         string // what the error says must be whole
+}
+
+var (
+	seconds = timeUnit{time.Second, "seconds", "90 or 90s", "BGP timers are whole seconds"}
+	millis  = timeUnit{time.Millisecond, "milliseconds", "300 or 300ms", "BFD intervals are whole milliseconds"}
+)
+
+// parseTime reads a whole number of units, either bare ("90") or as a Go
+// duration ("90s", "2m"), within [lo, hi].
+func parseTime(setting, s string, unit timeUnit, lo, hi time.Duration) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	d, err := time.ParseDuration(s)
 	if n, nerr := strconv.ParseUint(s, 10, 32); nerr == nil {
-		d, err = time.Duration(n)*time.Second, nil
+		d, err = time.Duration(n)*unit.size, nil
 	}
 	switch {
 	case err != nil:
-		return 0, badValue(setting, s, "want seconds, e.g. 90 or 90s")
-	case d%time.Second != 0:
-		return 0, badValue(setting, s, "BGP timers are whole seconds")
+		return 0, badValue(setting, s, "want %s, e.g. %s", unit.name, unit.example)
+	case d%unit.size != 0:
+		return 0, badValue(setting, s, "%s", unit.whole)
 	case d < lo || d > hi:
 		return 0, badValue(setting, s, "want %s..%s", lo, hi)
 	}

@@ -1,12 +1,7 @@
-// Package bgp embeds a GoBGP speaker in the plugin: it announces the prefixes
-// the network driver hands it (route.Announcer), peers with the leaf switches
-// (numbered, unnumbered over IPv6 link-local, or dynamic), keeps peers'
-// routes across its own restarts (RFC 4724) and serves GoBGP's gRPC API on a
-// root-only unix socket for the stock `gobgp` CLI.
-//
-// Settings come from BGP_* env vars (see EnvASN and the constants after it)
-// and an optional TOML file (BGP_CONFIG_FILE, default /state/bgp.toml). Env
-// wins for scalars, the file for lists. A file, every key optional:
+// Package config reads and validates the BGP speaker's settings: the BGP_*
+// env vars (see EnvASN and the constants after it) and an optional TOML file
+// (BGP_CONFIG_FILE, default /state/bgp.toml). Env wins for scalars, the file
+// for lists. A file, every key optional:
 //
 //	asn = 65010                         # scalars as in env: asn, router-id,
 //	router-id = "192.0.2.9"             # listen-port, graceful-restart,
@@ -22,6 +17,10 @@
 //	families = ["ipv4-unicast", "ipv6-unicast"]
 //	multihop-ttl = 2
 //	max-prefixes = 1000
+//	bfd = true                          # BFD (RFC 5880) on every session:
+//	bfd-min-rx = 300                    # milliseconds, or "300ms"
+//	bfd-min-tx = 300
+//	bfd-multiplier = 3                  # down after 3 missed packets
 //
 //	[[neighbor]]
 //	address = "10.0.0.1"                # or interface = "eth1" (unnumbered)
@@ -31,7 +30,7 @@
 //	[[dynamic-neighbor]]
 //	prefix = "10.0.9.0/24"              # passive: accept sessions from here
 //	peer-group = "leaves"
-package bgp
+package config
 
 import (
 	"fmt"
@@ -40,7 +39,7 @@ import (
 	"time"
 )
 
-// Config is the validated speaker configuration. LoadConfig builds it from
+// Config is the validated speaker configuration. Load builds it from
 // the plugin's environment and an optional TOML file.
 type Config struct {
 	ASN uint32
@@ -81,8 +80,8 @@ type MinLen struct {
 	V4, V6 int
 }
 
-// of returns the length for p's family.
-func (m MinLen) of(p netip.Prefix) int {
+// Of returns the length for p's family.
+func (m MinLen) Of(p netip.Prefix) int {
 	if p.Addr().Is4() {
 		return m.V4
 	}
@@ -140,11 +139,25 @@ type PeerSettings struct {
 	Keepalive   time.Duration
 	// Families the session carries; nil means the session's own: IPv4 or
 	// IPv6 by the neighbour's address, both for unnumbered neighbours.
-	// GoBGP v3.37.0 sends IPv6 routes over an IPv4 session with an
-	// IPv4-mapped next hop (::ffff:a.b.c.d) no peer can install, so "both"
-	// is only the default where it works.
+	// GoBGP sends IPv6 routes over an IPv4 session with an IPv4-mapped
+	// next hop (::ffff:a.b.c.d) no peer can install, so "both" is only the
+	// default where it works.
 	Families    []Family
 	MaxPrefixes uint32 // 0: no limit
+	BFD         BFD
+}
+
+// BFD is a session's liveness check (RFC 5880, single hop as RFC 5881):
+// when the peer's BFD packets stop for Multiplier times the agreed receive
+// interval, the session goes down at once instead of at the end of its
+// hold time, so traffic leaves an uplink that fails silently.
+type BFD struct {
+	Enabled bool
+	// MinRx is the shortest interval at which we accept the peer's packets,
+	// MinTx the one at which we would like to send ours; the peer's own
+	// figures count too (the slower side wins).
+	MinRx, MinTx time.Duration
+	Multiplier   uint8
 }
 
 // Neighbor is one configured peer: by address, or by interface (unnumbered,

@@ -1,4 +1,4 @@
-package bgp
+package config
 
 import (
 	"errors"
@@ -53,6 +53,19 @@ const (
 	// past it GoBGP ends the session. 0 is no limit. Default 1,500,000 (see
 	// defaultMaxPrefixes).
 	EnvMaxPrefixes = "BGP_MAX_PREFIXES"
+	// EnvBFD turns BFD on for every neighbour that does not say otherwise.
+	// Default false.
+	EnvBFD = "BGP_BFD"
+	// EnvBFDMinRx is the shortest interval at which BFD packets are
+	// accepted from a peer, milliseconds ("300" or "300ms"), 10..60000.
+	// Default 300.
+	EnvBFDMinRx = "BGP_BFD_MIN_RX"
+	// EnvBFDMinTx is the interval at which BFD packets would like to go
+	// out, as EnvBFDMinRx. Default 300.
+	EnvBFDMinTx = "BGP_BFD_MIN_TX"
+	// EnvBFDMultiplier is how many BFD packets in a row may be missed
+	// before the session goes down, 1..255. Default 3.
+	EnvBFDMultiplier = "BGP_BFD_MULTIPLIER"
 	// EnvGracefulRestart turns RFC 4724 graceful restart on or off. Default
 	// true.
 	EnvGracefulRestart = "BGP_GRACEFUL_RESTART"
@@ -112,7 +125,10 @@ const (
 	// peer (a leak, a redistribution loop) trips it, before its routes fill
 	// the host's memory.
 	defaultMaxPrefixes = 1_500_000
-	defaultRestartTime = "120"
+	// FRR's BFD defaults: a silent peer is down after 0.9 s.
+	defaultBFDInterval   = 300 * time.Millisecond
+	defaultBFDMultiplier = 3
+	defaultRestartTime   = "120"
 	// The restart time is a 12-bit field of the capability (RFC 4724 3).
 	maxRestartTime = 4095 * time.Second
 )
@@ -151,10 +167,10 @@ type dynamicNeighborDef struct {
 	PeerGroup string `toml:"peer-group"`
 }
 
-// LoadConfig reads the BGP_* settings through getenv (os.Getenv in the
-// plugin) and the optional TOML file, and validates everything. Errors name
-// the env var or file key and the value.
-func LoadConfig(getenv func(string) string) (Config, error) {
+// Load reads the BGP_* settings through getenv (os.Getenv in the plugin) and
+// the optional TOML file, and validates everything. Errors name the env var
+// or file key and the value.
+func Load(getenv func(string) string) (Config, error) {
 	file, err := readConfigFile(getenv(EnvConfigFile))
 	if err != nil {
 		return Config{}, err
@@ -245,7 +261,7 @@ func (l loader) globals(cfg *Config) error {
 		return err
 	}
 	setting, value = l.scalar(EnvRestartTime, l.file.RestartTime, "restart-time", defaultRestartTime)
-	if cfg.GracefulRestart.RestartTime, err = parseSeconds(setting, value, time.Second, maxRestartTime); err != nil {
+	if cfg.GracefulRestart.RestartTime, err = parseTime(setting, value, seconds, time.Second, maxRestartTime); err != nil {
 		return err
 	}
 	if err := l.exportSettings(cfg); err != nil {

@@ -1,4 +1,4 @@
-package bgp
+package config
 
 import (
 	"fmt"
@@ -40,6 +40,11 @@ type PeerSpec struct {
 	Keepalive   Opt      `toml:"keepalive"`
 	Families    []string `toml:"families"`
 	MaxPrefixes Opt      `toml:"max-prefixes"`
+
+	BFD           Opt `toml:"bfd"`
+	BFDMinRx      Opt `toml:"bfd-min-rx"`
+	BFDMinTx      Opt `toml:"bfd-min-tx"`
+	BFDMultiplier Opt `toml:"bfd-multiplier"`
 }
 
 // NeighborSpec is a neighbour as written: exactly one of Address and
@@ -59,6 +64,12 @@ const maxPasswordLen = 80
 const (
 	minHoldTime = 3 * time.Second
 	maxHoldTime = math.MaxUint16 * time.Second
+)
+
+// FRR's bounds for BFD intervals.
+const (
+	minBFDInterval = 10 * time.Millisecond
+	maxBFDInterval = 60 * time.Second
 )
 
 // apply overlays the set fields of spec on base. setting names a field for
@@ -96,7 +107,10 @@ func (spec PeerSpec) apply(base PeerSettings, localAS uint32, setting func(key s
 			return out, err
 		}
 	}
-	return spec.applyTimers(out, setting)
+	if out, err = spec.applyTimers(out, setting); err != nil {
+		return out, err
+	}
+	return spec.applyBFD(out, setting)
 }
 
 // applyTimers sets hold time and keepalive; a hold time given alone brings
@@ -104,19 +118,52 @@ func (spec PeerSpec) apply(base PeerSettings, localAS uint32, setting func(key s
 func (spec PeerSpec) applyTimers(out PeerSettings, setting func(string) string) (PeerSettings, error) {
 	var err error
 	if spec.HoldTime.Set {
-		if out.HoldTime, err = parseSeconds(setting("hold-time"), spec.HoldTime.Value, minHoldTime, maxHoldTime); err != nil {
+		if out.HoldTime, err = parseTime(setting("hold-time"), spec.HoldTime.Value, seconds, minHoldTime, maxHoldTime); err != nil {
 			return out, err
 		}
 		out.Keepalive = out.HoldTime / 3
 	}
 	if spec.Keepalive.Set {
-		if out.Keepalive, err = parseSeconds(setting("keepalive"), spec.Keepalive.Value, time.Second, maxHoldTime); err != nil {
+		if out.Keepalive, err = parseTime(setting("keepalive"), spec.Keepalive.Value, seconds, time.Second, maxHoldTime); err != nil {
 			return out, err
 		}
 	}
 	if out.Keepalive > out.HoldTime/3 {
 		return out, badValue(setting("keepalive"), out.Keepalive.String(),
 			"keepalive must be at most a third of the hold time (%s)", out.HoldTime)
+	}
+	return out, nil
+}
+
+// applyBFD sets the BFD keys. GoBGP runs single-hop BFD only (RFC 5881),
+// whose packets a multihop peer would drop (TTL 255 is required), so the
+// two together are refused rather than left to flap.
+func (spec PeerSpec) applyBFD(out PeerSettings, setting func(string) string) (PeerSettings, error) {
+	var err error
+	if spec.BFD.Set {
+		if out.BFD.Enabled, err = parseBool(setting("bfd"), spec.BFD.Value); err != nil {
+			return out, err
+		}
+	}
+	if spec.BFDMinRx.Set {
+		if out.BFD.MinRx, err = parseTime(setting("bfd-min-rx"), spec.BFDMinRx.Value, millis, minBFDInterval, maxBFDInterval); err != nil {
+			return out, err
+		}
+	}
+	if spec.BFDMinTx.Set {
+		if out.BFD.MinTx, err = parseTime(setting("bfd-min-tx"), spec.BFDMinTx.Value, millis, minBFDInterval, maxBFDInterval); err != nil {
+			return out, err
+		}
+	}
+	if spec.BFDMultiplier.Set {
+		n, err := parseUint(setting("bfd-multiplier"), spec.BFDMultiplier.Value, 1, math.MaxUint8)
+		if err != nil {
+			return out, err
+		}
+		out.BFD.Multiplier = uint8(n)
+	}
+	if out.BFD.Enabled && out.MultihopTTL > 0 {
+		return out, badValue(setting("bfd"), "true", "BFD is single-hop here (RFC 5881): not with multihop-ttl %d", out.MultihopTTL)
 	}
 	return out, nil
 }

@@ -1,4 +1,4 @@
-package bgp
+package config
 
 import (
 	"fmt"
@@ -31,7 +31,7 @@ func writeConfig(t *testing.T, content string) string {
 }
 
 func TestLoadConfigDefaults(t *testing.T) {
-	cfg, err := LoadConfig(envOf(t, map[string]string{}))
+	cfg, err := Load(envOf(t, map[string]string{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestDefaultMaxPrefixes(t *testing.T) {
 		env  string
 		want uint32
 	}{{"", defaultMaxPrefixes}, {"0", 0}, {"200", 200}} {
-		cfg, err := LoadConfig(envOf(t, map[string]string{EnvNeighbors: "10.0.0.1:65001", EnvMaxPrefixes: tc.env}))
+		cfg, err := Load(envOf(t, map[string]string{EnvNeighbors: "10.0.0.1:65001", EnvMaxPrefixes: tc.env}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -66,80 +66,14 @@ func TestDefaultMaxPrefixes(t *testing.T) {
 
 // TestAPITCPRemote: a non-loopback API address needs BGP_API_TCP_REMOTE.
 func TestAPITCPRemote(t *testing.T) {
-	cfg, err := LoadConfig(envOf(t, map[string]string{EnvAPITCP: "10.0.0.1:50051", EnvAPITCPRemote: "true"}))
+	cfg, err := Load(envOf(t, map[string]string{EnvAPITCP: "10.0.0.1:50051", EnvAPITCPRemote: "true"}))
 	if err != nil || cfg.APITCP != "10.0.0.1:50051" || !cfg.APITCPRemote {
-		t.Fatalf("LoadConfig = %+v, %v; want the remote address taken", cfg, err)
-	}
-}
-
-// TestExportRules: by default every prefix at least the minimum length, in
-// both families; an allow list replaces that and may name broader ones.
-func TestExportRules(t *testing.T) {
-	tests := []struct {
-		name    string
-		env     map[string]string
-		allowed []string
-		refused []string
-	}{
-		{"defaults", map[string]string{},
-			[]string{"10.244.0.0/16", "10.244.1.5/32", "fd00:244::/48", "fd00:244::5/128"},
-			[]string{"0.0.0.0/0", "0.0.0.0/1", "128.0.0.0/1", "10.0.0.0/8", "::/0", "::/1", "fd00::/8", "fd00:244::/47"}},
-		{"lowered", map[string]string{EnvExportMinV4Len: "8", EnvExportMinV6Len: "0"},
-			[]string{"10.0.0.0/8", "::/0", "fd00::/8"},
-			[]string{"0.0.0.0/0", "0.0.0.0/7"}},
-		{"allow list names a broad prefix", map[string]string{EnvExportAllow: "0.0.0.0/0, 10.0.0.0/8 le 32"},
-			[]string{"0.0.0.0/0", "10.0.0.0/8", "10.9.0.0/9", "10.1.2.3/32"},
-			[]string{"0.0.0.0/1", "11.0.0.0/16", "fd00::/64"}},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := LoadConfig(envOf(t, tc.env))
-			if err != nil {
-				t.Fatal(err)
-			}
-			s := NewSpeaker(cfg, Options{})
-			for _, p := range tc.allowed {
-				if !s.exportAllowed(netip.MustParsePrefix(p)) {
-					t.Errorf("%s refused, want allowed", p)
-				}
-			}
-			for _, p := range tc.refused {
-				if s.exportAllowed(netip.MustParsePrefix(p)) {
-					t.Errorf("%s allowed, want refused", p)
-				}
-			}
-		})
-	}
-}
-
-// TestCheckExport: only prefixes broader than the minimum that the allow
-// list does not name are errors; one merely outside the allow list is not.
-func TestCheckExport(t *testing.T) {
-	cfg, err := LoadConfig(envOf(t, map[string]string{EnvExportAllow: "10.1.0.0/16 le 32, 10.0.0.0/8"}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := NewSpeaker(cfg, Options{})
-	for p, want := range map[string]string{
-		"10.1.0.0/16":   "",
-		"10.0.0.0/8":    "",
-		"10.2.0.0/24":   "", // outside the list: a warning, not an error
-		"0.0.0.0/0":     "0.0.0.0/0 is shorter than /16, the shortest prefix this host announces: name it in BGP_EXPORT_ALLOW, or lower BGP_EXPORT_MIN_V4_LEN",
-		"172.16.0.0/12": "172.16.0.0/12 is shorter than /16",
-		"fd00::/32":     "fd00::/32 is shorter than /48, the shortest prefix this host announces: name it in BGP_EXPORT_ALLOW, or lower BGP_EXPORT_MIN_V6_LEN",
-	} {
-		err := s.CheckExport(netip.MustParsePrefix(p))
-		switch {
-		case want == "" && err != nil:
-			t.Errorf("CheckExport(%s) = %v, want nil", p, err)
-		case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
-			t.Errorf("CheckExport(%s) = %v, want %q", p, err, want)
-		}
+		t.Fatalf("Load = %+v, %v; want the remote address taken", cfg, err)
 	}
 }
 
 func TestLoadConfigEnv(t *testing.T) {
-	cfg, err := LoadConfig(envOf(t, map[string]string{
+	cfg, err := Load(envOf(t, map[string]string{
 		EnvASN:             "4200000001",
 		EnvRouterID:        "192.0.2.1",
 		EnvListenPort:      "0",
@@ -156,12 +90,17 @@ func TestLoadConfigEnv(t *testing.T) {
 		EnvImportDefault:   "true",
 		EnvAPISocket:       "none",
 		EnvAPITCP:          "127.0.0.1:50051",
+		EnvBFD:             "false",
+		EnvBFDMinRx:        "100",
+		EnvBFDMinTx:        "200ms",
+		EnvBFDMultiplier:   "5",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	settings := PeerSettings{Password: "s3cret", MultihopTTL: 2, HoldTime: 9 * time.Second,
-		Keepalive: 3 * time.Second, Families: []Family{IPv4Unicast}, MaxPrefixes: 100}
+		Keepalive: 3 * time.Second, Families: []Family{IPv4Unicast}, MaxPrefixes: 100,
+		BFD: BFD{MinRx: 100 * time.Millisecond, MinTx: 200 * time.Millisecond, Multiplier: 5}}
 	with := func(as uint32) PeerSettings { s := settings; s.RemoteAS = as; return s }
 	want := Config{
 		ASN: 4200000001, RouterID: netip.MustParseAddr("192.0.2.1"),
@@ -195,6 +134,8 @@ name = "leaves"
 remote-as = "external"
 hold-time = "30s"
 password = "grp"
+bfd = true
+bfd-min-tx = "1s"
 
 [[neighbor]]
 address = "10.0.0.1"
@@ -205,6 +146,8 @@ keepalive = 5
 interface = "lo"
 remote-as = 65200
 families = ["ipv6-unicast"]
+bfd = true
+bfd-multiplier = 4
 
 [[dynamic-neighbor]]
 prefix = "10.9.0.0/24"
@@ -214,7 +157,7 @@ peer-group = "leaves"
 // TestLoadConfigFileMerge checks the merge rule: env wins for scalars, the
 // file for lists; neighbours inherit env defaults, then their group.
 func TestLoadConfigFileMerge(t *testing.T) {
-	cfg, err := LoadConfig(envOf(t, map[string]string{
+	cfg, err := Load(envOf(t, map[string]string{
 		EnvConfigFile:  writeConfig(t, sampleFile),
 		EnvASN:         "65011",
 		EnvNeighbors:   "10.0.0.7:65000",
@@ -224,13 +167,16 @@ func TestLoadConfigFileMerge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defaults := PeerSettings{HoldTime: 90 * time.Second, Keepalive: 30 * time.Second, MaxPrefixes: 50}
+	defaults := PeerSettings{HoldTime: 90 * time.Second, Keepalive: 30 * time.Second, MaxPrefixes: 50,
+		BFD: BFD{MinRx: 300 * time.Millisecond, MinTx: 300 * time.Millisecond, Multiplier: 3}}
 	group := defaults
 	group.HoldTime, group.Keepalive, group.Password = 30*time.Second, 10*time.Second, "grp"
+	group.BFD.Enabled, group.BFD.MinTx = true, time.Second
 	first := group
 	first.Keepalive = 5 * time.Second
 	second := defaults
 	second.RemoteAS, second.Families = 65200, []Family{IPv6Unicast}
+	second.BFD.Enabled, second.BFD.Multiplier = true, 4
 	want := Config{
 		ASN: 65011, RouterID: netip.MustParseAddr("192.0.2.9"), ListenPort: 179,
 		PeerGroups: []PeerGroup{{Name: "leaves", PeerSettings: group}},
@@ -298,6 +244,13 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"hold time too long", map[string]string{EnvHoldTime: "65536"}, "", `BGP_HOLD_TIME="65536"`},
 		{"multihop", map[string]string{EnvMultihopTTL: "256"}, "", `BGP_MULTIHOP_TTL="256": want a whole number 0..255`},
 		{"max prefixes", map[string]string{EnvMaxPrefixes: "-1"}, "", `BGP_MAX_PREFIXES="-1"`},
+		{"bfd", map[string]string{EnvBFD: "on"}, "", `BGP_BFD="on": want true or false`},
+		{"bfd interval short", map[string]string{EnvBFDMinRx: "5"}, "", `BGP_BFD_MIN_RX="5": want 10ms..1m0s`},
+		{"bfd interval fraction", map[string]string{EnvBFDMinTx: "1.5ms"}, "", `BGP_BFD_MIN_TX="1.5ms": BFD intervals are whole milliseconds`},
+		{"bfd interval unit", map[string]string{EnvBFDMinTx: "fast"}, "", `want milliseconds, e.g. 300 or 300ms`},
+		{"bfd multiplier", map[string]string{EnvBFDMultiplier: "0"}, "", `BGP_BFD_MULTIPLIER="0": want a whole number 1..255`},
+		{"bfd multihop", map[string]string{EnvBFD: "true", EnvMultihopTTL: "2"}, "", `BGP_BFD="true": BFD is single-hop here (RFC 5881): not with multihop-ttl 2`},
+		{"file bfd multihop", nil, "[[peer-group]]\nname=\"a\"\nremote-as=1\nmultihop-ttl=2\nbfd=true", `peer-group[0].bfd="true": BFD is single-hop`},
 		{"password too long", map[string]string{EnvPassword: strings.Repeat("x", 81)}, "", `BGP_PASSWORD="<hidden>": an MD5 password is at most 80 bytes`},
 		{"missing named file", map[string]string{EnvConfigFile: "/nonexistent/bgp.toml"}, "", `BGP_CONFIG_FILE: read BGP config file`},
 		{"file syntax", nil, "asn = ", `BGP config file`},
@@ -329,7 +282,7 @@ func TestLoadConfigErrors(t *testing.T) {
 			if tt.file != "" {
 				env[EnvConfigFile] = writeConfig(t, tt.file)
 			}
-			_, err := LoadConfig(envOf(t, env))
+			_, err := Load(envOf(t, env))
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("LoadConfig error = %v, want it to contain %s", err, tt.want)
 			}
@@ -382,7 +335,7 @@ func TestSecretNeverPrinted(t *testing.T) {
 	}
 }
 
-func FuzzLoadConfig(f *testing.F) {
+func FuzzLoad(f *testing.F) {
 	f.Add("10.0.0.1:65101,eth0:external,fd00::1:internal", "90", "10.0.0.0/8 le 32", sampleFile)
 	f.Add("[fd00::1]:1", "9s", "fd00::/8 within", "asn = 1\n[[neighbor]]\naddress=\"10.0.0.1\"\nremote-as=1")
 	f.Fuzz(func(t *testing.T, neighbors, hold, export, file string) {
@@ -390,7 +343,7 @@ func FuzzLoadConfig(f *testing.F) {
 		if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		cfg, err := LoadConfig(envOf(t, map[string]string{
+		cfg, err := Load(envOf(t, map[string]string{
 			EnvNeighbors: neighbors, EnvHoldTime: hold, EnvExportAllow: export, EnvConfigFile: path,
 		}))
 		if err != nil {

@@ -1,4 +1,4 @@
-package bgp
+package config
 
 import (
 	"errors"
@@ -9,13 +9,17 @@ import (
 // envPeerKeys maps a peer setting's file key to the env var holding its
 // default for every neighbour.
 var envPeerKeys = map[string]string{
-	"remote-as":    EnvNeighbors,
-	"password":     EnvPassword,
-	"multihop-ttl": EnvMultihopTTL,
-	"hold-time":    EnvHoldTime,
-	"keepalive":    EnvKeepalive,
-	"families":     EnvFamilies,
-	"max-prefixes": EnvMaxPrefixes,
+	"remote-as":      EnvNeighbors,
+	"password":       EnvPassword,
+	"multihop-ttl":   EnvMultihopTTL,
+	"hold-time":      EnvHoldTime,
+	"keepalive":      EnvKeepalive,
+	"families":       EnvFamilies,
+	"max-prefixes":   EnvMaxPrefixes,
+	"bfd":            EnvBFD,
+	"bfd-min-rx":     EnvBFDMinRx,
+	"bfd-min-tx":     EnvBFDMinTx,
+	"bfd-multiplier": EnvBFDMultiplier,
 }
 
 func (l loader) peers(cfg *Config) error {
@@ -44,6 +48,7 @@ func (l loader) peerDefaults(localAS uint32) (PeerSettings, error) {
 		HoldTime:    defaultHoldTime,
 		Keepalive:   defaultHoldTime / 3,
 		MaxPrefixes: defaultMaxPrefixes,
+		BFD:         BFD{MinRx: defaultBFDInterval, MinTx: defaultBFDInterval, Multiplier: defaultBFDMultiplier},
 	}
 	opt := func(env string) Opt {
 		if v := l.getenv(env); v != "" {
@@ -52,12 +57,16 @@ func (l loader) peerDefaults(localAS uint32) (PeerSettings, error) {
 		return Opt{}
 	}
 	spec := PeerSpec{
-		Password:    opt(EnvPassword),
-		MultihopTTL: opt(EnvMultihopTTL),
-		HoldTime:    opt(EnvHoldTime),
-		Keepalive:   opt(EnvKeepalive),
-		Families:    splitList(l.getenv(EnvFamilies)),
-		MaxPrefixes: opt(EnvMaxPrefixes),
+		Password:      opt(EnvPassword),
+		MultihopTTL:   opt(EnvMultihopTTL),
+		HoldTime:      opt(EnvHoldTime),
+		Keepalive:     opt(EnvKeepalive),
+		Families:      splitList(l.getenv(EnvFamilies)),
+		MaxPrefixes:   opt(EnvMaxPrefixes),
+		BFD:           opt(EnvBFD),
+		BFDMinRx:      opt(EnvBFDMinRx),
+		BFDMinTx:      opt(EnvBFDMinTx),
+		BFDMultiplier: opt(EnvBFDMultiplier),
 	}
 	return spec.apply(builtin, localAS, func(key string) string { return envPeerKeys[key] })
 }
