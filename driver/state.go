@@ -243,6 +243,14 @@ func (a *announcements) setIfArmed(owner string, token uint64, adverts []route.A
 	return true
 }
 
+// armedWith reports whether owner's announcement window is still the one
+// token opened: no withdraw or new arm since.
+func (a *announcements) armedWith(owner string, token uint64) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.armed[owner] == token
+}
+
 // set announces adverts for owner unconditionally (networks' subnets).
 func (a *announcements) set(owner string, adverts []route.Advert) {
 	a.mu.Lock()
