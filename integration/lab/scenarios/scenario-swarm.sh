@@ -123,10 +123,19 @@ pass "swarm: fabric network removed, live restore off on host1-host3 by a reload
 t0=$(now_ms)
 dk host1 swarm init --advertise-addr 192.168.100.11 >/dev/null
 token=$(dk host1 swarm join-token -q worker)
-in_parallel \
-	"dk host2 swarm join --token $token --advertise-addr 192.168.100.12 192.168.100.11:2377" \
-	"dk host3 swarm join --token $token --advertise-addr 192.168.100.13 192.168.100.11:2377"
-wait_for "[ \$(dk host1 node ls -q --filter role=worker | wc -l) = 2 ] && ! dk host1 node ls --format '{{.Status}}' | grep -vq Ready" 120 ||
+# sw_join HOST: the node joins as a worker. On a loaded machine the CLI
+# can give up first ("Timeout was reached before node joined. The attempt to
+# join the swarm will continue in the background", seen in the lab); that
+# answer alone is taken, and the wait for Ready nodes below decides.
+sw_join() {
+	local out
+	out=$(dk "$1" swarm join --token "$token" --advertise-addr "192.168.100.1${1#host}" 192.168.100.11:2377 2>&1) && return
+	grep -qF 'The attempt to join the swarm will continue in the background' <<<"$out" ||
+		fail "swarm: $1 could not join: $out"
+	echo "$1: $out"
+}
+in_parallel "sw_join host2" "sw_join host3"
+wait_for "[ \$(dk host1 node ls -q --filter role=worker | wc -l) = 2 ] && ! dk host1 node ls --format '{{.Status}}' | grep -vq Ready" 300 ||
 	fail "swarm: the workers are not Ready: $(dk host1 node ls)"
 declare -A sw_node
 for h in $SW_NODES; do sw_node[$h]=$(dk "$h" info -f '{{.Swarm.NodeID}}'); done
