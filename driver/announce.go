@@ -32,11 +32,19 @@ const (
 	// movePoll is how often a watcher looks whether Docker has moved a
 	// joined endpoint's link out of the host namespace.
 	movePoll = 10 * time.Millisecond
-	// moveWait bounds the watch. Docker moves the link right after Join
-	// answers, and gives up on a call after 30 s; a link still here by then
-	// belongs to a join that failed.
-	moveWait = 30 * time.Second
+	// moveSlowPoll is how often it looks once moveWait has passed.
+	moveSlowPoll = time.Second
 )
+
+// moveWait is how long a watcher looks every movePoll. Docker moves the
+// link right after Join answers, within milliseconds on an idle host; on a
+// loaded one it has taken over 40 s (swarm tasks in the lab's emulated VM,
+// which never got announced while the watch ended after 30 s). The watch
+// goes on, every moveSlowPoll, until the link moves or the endpoint is
+// withdrawn (Leave, DeleteEndpoint): a link Docker never moves belongs to a
+// join that failed, which Docker rolls back with Leave. A variable: tests
+// shorten it.
+var moveWait = 30 * time.Second
 
 // announcements sits between the driver and the BGP speaker. It remembers
 // what each owner (endpoint or network ID) has announced, for EndpointInfo,
@@ -74,6 +82,14 @@ func (a *announcements) setIfArmed(owner string, token uint64, adverts []route.A
 	}
 	a.setLocked(owner, adverts)
 	return true
+}
+
+// armedWith reports whether owner's announcement window is still the one
+// token opened: no withdraw or new arm since.
+func (a *announcements) armedWith(owner string, token uint64) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.armed[owner] == token
 }
 
 // set announces adverts for owner unconditionally (networks' subnets).
@@ -158,17 +174,20 @@ func (d *Driver) announceWhenMoved(ep endpointRecord, network networkRecord) {
 func (d *Driver) watchMove(endpointID string, token uint64, adverts []route.Advert) {
 	tick := time.NewTicker(movePoll)
 	defer tick.Stop()
-	deadline := time.NewTimer(moveWait)
-	defer deadline.Stop()
+	slow := time.NewTimer(moveWait)
+	defer slow.Stop()
 	for {
 		select {
 		case <-d.done:
 			return
-		case <-deadline.C:
-			d.log.WithFields(logrus.Fields{"endpoint": endpointID, "link": childName(endpointID)}).
-				Warn("link still in the host namespace, not in a container: not announcing it")
-			return
+		case <-slow.C:
+			d.log.WithFields(logrus.Fields{"endpoint": endpointID, "link": childName(endpointID), "after": moveWait}).
+				Warn("link still in the host namespace: announcing it once Docker moves it into the container")
+			tick.Reset(moveSlowPoll)
 		case <-tick.C:
+			if !d.announce.armedWith(endpointID, token) {
+				return
+			}
 			if d.announceIfMoved(endpointID, token, adverts) {
 				return
 			}

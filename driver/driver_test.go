@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	netapi "github.com/docker/go-plugins-helpers/network"
 	"github.com/vishvananda/netlink"
@@ -379,17 +380,25 @@ func (e *testEnv) storeJoined(ep string, ifindex int) {
 	}
 }
 
+// twoJoined creates network 1 on eth0 with endpoints 1 (10.1.0.5) and 2
+// (10.1.0.6), both joined, their links still in the host.
+func (e *testEnv) twoJoined() (nw, a, b string) {
+	e.t.Helper()
+	nw, a, b = networkID(1), endpointID(1), endpointID(2)
+	mustCreateNetwork(e.t, e, networkReq(nw, []*netapi.IPAMData{ipam("10.1.0.0/24", "")}, "parent", "eth0"))
+	mustCreateEndpoint(e.t, e, endpointReq(nw, a, "10.1.0.5/24", ""))
+	mustCreateEndpoint(e.t, e, endpointReq(nw, b, "10.1.0.6/24", ""))
+	e.markJoined(a)
+	e.markJoined(b)
+	return nw, a, b
+}
+
 // TestRebootAnnouncesOnlyLiveLinks: after a reboot (every link gone while
 // the plugin was down), a joined endpoint whose link is nowhere is not
 // announced; one whose link is in a container is.
 func TestRebootAnnouncesOnlyLiveLinks(t *testing.T) {
 	e := newTestEnv(t)
-	nw, gone, live := networkID(1), endpointID(1), endpointID(2)
-	mustCreateNetwork(t, e, networkReq(nw, []*netapi.IPAMData{ipam("10.1.0.0/24", "")}, "parent", "eth0"))
-	mustCreateEndpoint(t, e, endpointReq(nw, gone, "10.1.0.5/24", ""))
-	mustCreateEndpoint(t, e, endpointReq(nw, live, "10.1.0.6/24", ""))
-	e.markJoined(gone)
-	e.markJoined(live)
+	_, gone, live := e.twoJoined()
 	e.moveToContainer(childName(gone))
 	e.moveToContainer(childName(live))
 	e.ann.waitFor(t, gone, "10.1.0.5/32")
@@ -708,4 +717,32 @@ func TestGwAllocCheck(t *testing.T) {
 	}
 	_, err := d.GwAllocCheck(ctx, &api.GwAllocCheckRequest{Options: generic("parent", "eth0", "ipvlan_mode", "l4")})
 	checkOptionError(t, err, "ipvlan_mode", "want one of")
+}
+
+// TestAnnouncedWhenMovedLate: on a loaded host Docker moved a swarm task's
+// link into its container more than 30 s after Join (the lab's swarm
+// scenario), when the watch had already ended: the task ran unannounced.
+// The watch goes on past moveWait, slower, and announces the link once it
+// moves; a Leave ends it.
+func TestAnnouncedWhenMovedLate(t *testing.T) {
+	saved := moveWait
+	moveWait = 50 * time.Millisecond
+	t.Cleanup(func() { moveWait = saved })
+	e := newTestEnv(t)
+	nw, ep, late := e.twoJoined()
+	// Past moveWait, with both links still in the host.
+	time.Sleep(4 * moveWait)
+	if got := e.ann.prefixes(ep); got != nil {
+		t.Fatalf("announced %v while the link is still in the host", got)
+	}
+	e.moveToContainer(childName(ep))
+	e.ann.waitFor(t, ep, "10.1.0.5/32")
+	if err := e.d.Leave(ctx, &netapi.LeaveRequest{NetworkID: nw, EndpointID: late}); err != nil {
+		t.Fatal(err)
+	}
+	// late's watch ends at its next look; ep's ended once it was announced.
+	e.d.watchers.Wait()
+	if got := e.ann.prefixes(late); got != nil {
+		t.Errorf("an endpoint that left before its link moved is announced: %v", got)
+	}
 }

@@ -435,11 +435,19 @@ func familyName(is4 bool) string {
 	return "IPv6"
 }
 
+// swarmIDLen is the length of a Swarm object's ID: swarmkit writes 128
+// random bits in base 36, padded to 25 digits and letters. A network created
+// with --scope swarm keeps that ID on every node, and the node's engine
+// creates it in the driver under it.
+const swarmIDLen = 25
+
 // checkDockerID refuses IDs that cannot be Docker's: link names are cut from
-// them.
+// them. Docker's own IDs are hexadecimal, a swarm network's base 36.
 func checkDockerID(kind, id string) error {
-	if len(id) < 12 || strings.Trim(id, "0123456789abcdef") != "" {
-		return fmt.Errorf("ipvlan-bgp: %s ID %q is not a Docker ID (at least 12 lower-case hexadecimal digits)", kind, id)
+	hex := len(id) >= 12 && strings.Trim(id, "0123456789abcdef") == ""
+	swarm := len(id) == swarmIDLen && strings.Trim(id, "0123456789abcdefghijklmnopqrstuvwxyz") == ""
+	if !hex && !swarm {
+		return fmt.Errorf("ipvlan-bgp: %s ID %q is not a Docker ID (at least 12 lower-case hexadecimal digits, or a Swarm ID of %d lower-case letters and digits)", kind, id, swarmIDLen)
 	}
 	return nil
 }

@@ -237,9 +237,15 @@ func TestCheckDockerID(t *testing.T) {
 		strings.Repeat("ab12", 16): true,
 		"0123456789ab":             true,
 		"0123456789a":              false, // too short for a link name
-		"":                         false,
-		"0123456789AB":             false,
-		"../../../etc":             false,
+		// A swarm-scoped network's ID, as Docker 28.5 sent it in the lab.
+		"p54l6q32wh3wkaqx8f6c8kf3s":  true,
+		"p54l6q32wh3wkaqx8f6c8kf3":   false, // one short
+		"p54l6q32wh3wkaqx8f6c8kf3s0": false, // one long, and not hexadecimal
+		"P54l6q32wh3wkaqx8f6c8kf3s":  false,
+		"p54l6q32wh3wkaqx8f6c8kf3-":  false,
+		"":                           false,
+		"0123456789AB":               false,
+		"../../../etc":               false,
 	} {
 		if err := checkDockerID("endpoint", id); (err == nil) != ok {
 			t.Errorf("checkDockerID(%q) = %v, want ok=%v", id, err, ok)

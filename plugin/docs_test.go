@@ -1197,3 +1197,38 @@ func readDoc(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+// TestDocsSwarmPage: docs/swarm.md quotes whole the Swarm commands and the
+// Compose file the lab's scenarios run (TestDocsQuoteLabFiles compares each
+// with its file), and every error its "limit" table shows is one the swarm
+// scenario got from Docker and checks for.
+func TestDocsSwarmPage(t *testing.T) {
+	doc := readDoc(t, "../docs/swarm.md")
+	quoted := map[string]bool{}
+	for _, b := range fencedBlocks(doc) {
+		if kind, path := b.marker(); kind == "file" {
+			quoted[path] = true
+		}
+	}
+	for _, path := range []string{
+		"integration/lab/scenarios/swarm/node.sh",
+		"integration/lab/scenarios/swarm/manager.sh",
+		"integration/lab/scenarios/compose/compose.yaml",
+	} {
+		if !quoted[path] {
+			t.Errorf("swarm.md does not quote %s whole (<!-- file: %s --> before a block)", path, path)
+		}
+	}
+	scenario := readDoc(t, "../integration/lab/scenarios/scenario-swarm.sh")
+	for _, row := range tableRows(t, doc, "limit") {
+		answers := codeSpans(row[len(row)-1])
+		if len(answers) == 0 {
+			t.Errorf("swarm.md: the limit %q shows no error in its last column", row[0])
+		}
+		for _, a := range answers {
+			if !strings.Contains(scenario, a) {
+				t.Errorf("swarm.md: %q is not an error scenario-swarm.sh checks Docker for", a)
+			}
+		}
+	}
+}

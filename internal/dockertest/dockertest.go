@@ -167,6 +167,9 @@ type NetworkSpec struct {
 	IPv6     bool   // --ipv6
 	NoIPv4   bool   // --ipv4=false (Docker 28+)
 	Options  map[string]string
+	// Internal is --internal, which a node's engine passes for a swarm
+	// network (com.docker.network.internal) whatever its value.
+	Internal *bool
 }
 
 // Network is what Docker keeps of a network it created.
@@ -196,6 +199,9 @@ func (d *Docker) NetworkCreate(spec NetworkSpec) (*Network, error) {
 		"com.docker.network.generic":     orEmpty(spec.Options),
 		"com.docker.network.enable_ipv4": !spec.NoIPv4,
 		"com.docker.network.enable_ipv6": spec.IPv6,
+	}
+	if spec.Internal != nil {
+		options["com.docker.network.internal"] = *spec.Internal
 	}
 	skip, err := d.gwAllocCheck(options)
 	if err != nil {

@@ -106,3 +106,31 @@ ping_lost() {
 	stop_bg INT "$1"
 	sed -n 's/^\([0-9]*\) packets transmitted, \([0-9]*\) received.*/\1 \2/p' "$2" | awk '{print $1 - $2, $1}'
 }
+
+# watch_prefixes FILE 'BOX...' ADDRESS...: like watch_route for many host
+# routes at once (/32 and /128 addresses, given bare): every 100 ms one dump
+# of each box's kernel table, a line "TIME BOX lost ADDRESS" in FILE for each
+# address missing from it. Prints the watcher's PID for stop_bg; judge the
+# losses with watch_losses, for the addresses that were meant to stay.
+watch_prefixes() {
+	local file=$1 boxes=$2
+	shift 2
+	: >"$file"
+	(while :; do
+		for box in $boxes; do
+			table=$(ip -n "$box" -4 route show; ip -n "$box" -6 route show)
+			for a in "$@"; do
+				grep -q "^$a " <<<"$table" || echo "$(date +%T.%N) $box lost $a" >>"$file"
+			done
+		done
+		sleep 0.1
+	done) >/dev/null 2>&1 &
+	echo $!
+}
+
+# watch_losses FILE ADDRESS...: the lines of FILE about the given addresses.
+watch_losses() {
+	local file=$1 a
+	shift
+	for a in "$@"; do grep " lost $a\$" "$file" || true; done
+}

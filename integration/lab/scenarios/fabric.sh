@@ -20,6 +20,10 @@
 
 FABRIC=${FABRIC:-/payload/fabric}
 REGISTRY=192.168.100.1:5000
+# The lab has no Docker Hub: a swarm task runs the image its node has (each
+# has busybox) instead of trying to pull it first. Every dockerd started
+# from here on gets it.
+export DOCKER_SERVICE_PREFER_OFFLINE_IMAGE=1
 PLUGIN_REF=$REGISTRY/ipvlan-bgp:latest
 # Docker resolves a managed network or IPAM plugin by its full name and tag.
 PLUGIN=ipvlan-bgp:latest
@@ -86,9 +90,10 @@ fabric_up() {
 	done
 	mgmt_up "${hosts[@]}"
 	echo "${hosts[*]}" >"$LAB_STATE/fabric.hosts"
-	# --live-restore: containers (and the plugin) keep running while dockerd
-	# restarts, as on production hosts; the restart scenario relies on it.
-	for h in "${hosts[@]}"; do launch_dockerd "$h" "$h" --live-restore; done
+	for h in "${hosts[@]}"; do
+		dockerd_config "$h" true
+		launch_dockerd "$h" "$h" --config-file "$(dockerd_config_file "$h")"
+	done
 	local leaf2="start_frr leaf2 /run/lab/frr-leaf2 $FABRIC/leaf2.frr.conf"
 	if [ "$leaf2_impl" = bird ]; then
 		ip -n leaf2 addr add 10.255.0.12/32 dev lo
@@ -211,10 +216,30 @@ rib_has() {
 	fi
 }
 
+# Each host's dockerd reads a daemon.json of its own (--config-file), which
+# turns live restore on: containers (and the plugin) keep running while
+# dockerd restarts, as on production hosts; the restart scenario relies on
+# it. Swarm mode refuses live restore, and the swarm scenario turns it off
+# and on again as an operator would: in the file, then a reload (SIGHUP), no
+# restart. In $LAB_STATE, which a host's power cut (scenario reboot) keeps.
+dockerd_config_file() { echo "$LAB_STATE/daemon-$1.json"; }
+# dockerd_config HOST true|false: write the host's daemon.json.
+dockerd_config() { printf '{"live-restore": %s}\n' "$2" >"$(dockerd_config_file "$1")"; }
+# live_restore HOST true|false: the running dockerd reloads its daemon.json
+# with live restore on or off.
+live_restore() {
+	local h=$1 on=$2
+	dockerd_config "$h" "$on"
+	kill -HUP "$(cat "/run/$h/dockerd.pid")"
+	wait_for "[ \"\$(dk $h info -f '{{.LiveRestoreEnabled}}')\" = $on ]" 60 ||
+		fail "dockerd $h did not reload live-restore=$on: $(tail -n 5 "$LAB_LOGS/dockerd-$h.log")"
+}
+
 # restart_dockerd HOST: stop the host's dockerd and start it again, as
-# `systemctl restart docker` does: containerd (a service of its own) stays up,
-# and the new dockerd runs in containerd's mount and network namespaces, where
-# the containers' namespaces are mounted. Containers live on (--live-restore).
+# `systemctl restart docker` does: containerd (a service of its own) stays
+# up, and the new dockerd runs in containerd's mount and network namespaces,
+# where the containers' namespaces are mounted. Containers live on (live
+# restore, in its daemon.json).
 restart_dockerd() {
 	local h=$1 pid ctrd
 	pid=$(cat "/run/$h/dockerd.pid")
@@ -227,7 +252,7 @@ restart_dockerd() {
 		--data-root "/var/lib/lab/$h" --exec-root "/run/$h" \
 		--pidfile "/run/$h/dockerd.pid" -H "unix:///run/$h/docker.sock" \
 		--storage-driver overlay2 --userland-proxy=false \
-		--insecure-registry 192.168.0.0/16 --live-restore \
+		--insecure-registry 192.168.0.0/16 --config-file "$(dockerd_config_file "$h")" \
 		>>"$LAB_LOGS/dockerd-$h.log" 2>&1 </dev/null &
 	wait_dockerd "$h"
 }

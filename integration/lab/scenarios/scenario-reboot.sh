@@ -51,7 +51,7 @@ power_off host2
 # for BGP_RESTART_TIME.
 router_has leaf2 "$keep/32" via || fail "j: leaf2 dropped host2's routes at once (graceful restart should hold them)"
 log_from=$(($(wc -l <"$LAB_LOGS/dockerd-host2.log") + 1))
-launch_dockerd host2 host2 --live-restore
+launch_dockerd host2 host2 --config-file "$(dockerd_config_file host2)"
 wait_dockerd host2
 wait_for "[ -n \"\$(plugin_pid host2)\" ]" 120 || fail "j: dockerd did not start the plugin after the reboot"
 wait_for "[ \"\$(dk host2 inspect -f '{{.State.Running}}' j-keep)\" = true ]" 120 || fail "j: the container with a restart policy was not started again"
