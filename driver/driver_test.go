@@ -188,6 +188,27 @@ func TestPoolReleasedForgetsUncreatedNetwork(t *testing.T) {
 	mustCreateNetwork(t, e, networkReq(networkID(3), []*netapi.IPAMData{ipam("10.1.0.0/24", "")}, "parent", "eth0"))
 }
 
+// TestDeletesSayWhetherTheyDeleted: the IPAM's releases race Docker's own
+// deletes (a ReleasePool can look at the networks while DeleteNetwork is
+// still writing); the delete that finds nothing left says so, and the
+// release logs no "forgot" for it.
+func TestDeletesSayWhetherTheyDeleted(t *testing.T) {
+	e := newTestEnv(t)
+	nw, ep := networkID(1), endpointID(1)
+	mustCreateNetwork(t, e, networkReq(nw, []*netapi.IPAMData{ipam("10.1.0.0/24", "")}, "parent", "eth0"))
+	mustCreateEndpoint(t, e, endpointReq(nw, ep, "10.1.0.5/24", ""))
+	for i, want := range []bool{true, false} {
+		if deleted, err := e.d.deleteEndpoint(ctx, ep); err != nil || deleted != want {
+			t.Errorf("deleteEndpoint, time %d: deleted=%v, %v; want %v", i+1, deleted, err, want)
+		}
+	}
+	for i, want := range []bool{true, false} {
+		if deleted, err := e.d.deleteNetwork(ctx, nw); err != nil || deleted != want {
+			t.Errorf("deleteNetwork, time %d: deleted=%v, %v; want %v", i+1, deleted, err, want)
+		}
+	}
+}
+
 func TestCreateEndpointRejects(t *testing.T) {
 	e := newTestEnv(t)
 	host, subnet := networkID(1), networkID(2)

@@ -172,25 +172,28 @@ func (d *Driver) DeleteEndpoint(ctx context.Context, req *netapi.DeleteEndpointR
 	if err := checkDockerID("endpoint", req.EndpointID); err != nil {
 		return err
 	}
-	return d.deleteEndpoint(ctx, req.EndpointID)
+	_, err := d.deleteEndpoint(ctx, req.EndpointID)
+	return err
 }
 
-func (d *Driver) deleteEndpoint(ctx context.Context, id string) error {
+// deleteEndpoint deletes the endpoint and reports whether there was one to
+// delete.
+func (d *Driver) deleteEndpoint(ctx context.Context, id string) (bool, error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return false, err
 	}
 	rec, committed, err := d.dropEndpoint(id)
 	if err != nil || committed == nil {
-		return err
+		return false, err
 	}
 	if err := committed(); err != nil {
 		// The record is still on disk: keep it in memory too, for the
 		// repeat Docker sends.
 		d.state.putEndpoint(rec)
-		return fmt.Errorf("delete endpoint %s: %w", dockerid.Short(rec.ID), err)
+		return false, fmt.Errorf("delete endpoint %s: %w", dockerid.Short(rec.ID), err)
 	}
 	d.log.WithFields(logrus.Fields{"network": rec.NetworkID, "endpoint": rec.ID}).Info("endpoint deleted")
-	return nil
+	return true, nil
 }
 
 // dropEndpoint withdraws an endpoint, deletes its link if still in the

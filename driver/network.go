@@ -173,25 +173,28 @@ func (d *Driver) DeleteNetwork(ctx context.Context, req *netapi.DeleteNetworkReq
 	if err := checkDockerID("network", req.NetworkID); err != nil {
 		return err
 	}
-	return d.deleteNetwork(ctx, req.NetworkID)
+	_, err := d.deleteNetwork(ctx, req.NetworkID)
+	return err
 }
 
-func (d *Driver) deleteNetwork(ctx context.Context, id string) error {
+// deleteNetwork deletes the network and its endpoints, and reports whether
+// there was one to delete.
+func (d *Driver) deleteNetwork(ctx context.Context, id string) (bool, error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return false, err
 	}
 	d.changes.Lock()
 	defer d.changes.Unlock()
 	rec, ok := d.state.network(id)
 	if !ok {
-		return nil
+		return false, nil
 	}
 	endpoints := d.state.endpointsOf(rec.ID)
 	d.announce.withdraw(rec.ID)
 	for _, ep := range endpoints {
 		d.announce.withdraw(ep.ID)
 		if err := d.links.remove(childName(ep.ID)); err != nil {
-			return fmt.Errorf("delete network %s: %w", dockerid.Short(rec.ID), err)
+			return false, fmt.Errorf("delete network %s: %w", dockerid.Short(rec.ID), err)
 		}
 	}
 	failpoint.Hit("NetworkDriver.DeleteNetwork:withdrawn")
@@ -204,11 +207,11 @@ func (d *Driver) deleteNetwork(ctx context.Context, id string) error {
 		return tx.Delete(bucketNetworks, rec.ID)
 	})
 	if err != nil {
-		return fmt.Errorf("delete network %s: %w", dockerid.Short(rec.ID), err)
+		return false, fmt.Errorf("delete network %s: %w", dockerid.Short(rec.ID), err)
 	}
 	d.state.removeNetwork(rec.ID)
 	d.log.WithFields(logrus.Fields{"network": rec.ID, "stale_endpoints": len(endpoints)}).Info("network deleted")
-	return d.releaseParent(rec)
+	return true, d.releaseParent(rec)
 }
 
 // releaseParent deletes a parent the plugin created once no network uses

@@ -34,11 +34,16 @@ func (d *Driver) PoolReleased(ctx context.Context, released netip.Prefix) {
 			continue
 		}
 		log := d.log.WithFields(logrus.Fields{"network": n.ID, "pool": released})
-		if err := d.deleteNetwork(ctx, n.ID); err != nil {
+		// A DeleteNetwork in flight may have deleted it since the look
+		// above: then there was nothing to forget.
+		deleted, err := d.deleteNetwork(ctx, n.ID)
+		if err != nil {
 			log.WithError(err).Error("forgetting a network Docker never created")
 			continue
 		}
-		log.Warn("forgot a network Docker never created (its docker network create was interrupted)")
+		if deleted {
+			log.Warn("forgot a network Docker never created (its docker network create was interrupted)")
+		}
 	}
 }
 
@@ -54,9 +59,13 @@ func (d *Driver) AddressReleased(ctx context.Context, addr netip.Addr) {
 		return
 	}
 	log := d.log.WithFields(logrus.Fields{"endpoint": ep.ID, "network": ep.NetworkID, "address": addr})
-	if err := d.deleteEndpoint(ctx, ep.ID); err != nil {
+	// A DeleteEndpoint in flight may have deleted it since the look above.
+	deleted, err := d.deleteEndpoint(ctx, ep.ID)
+	if err != nil {
 		log.WithError(err).Error("forgetting an endpoint Docker no longer has")
 		return
 	}
-	log.Warn("forgot an endpoint Docker no longer has (its docker run or docker rm was interrupted)")
+	if deleted {
+		log.Warn("forgot an endpoint Docker no longer has (its docker run or docker rm was interrupted)")
+	}
 }
