@@ -137,7 +137,7 @@ EOF
 		--storage-driver overlay2 \
 		--userland-proxy=false \
 		"${extra[@]}" "$@" \
-		>"$LAB_LOGS/dockerd-$name.log" 2>&1 </dev/null &
+		>>"$LAB_LOGS/dockerd-$name.log" 2>&1 </dev/null &
 	echo "$ns" >"$LAB_STATE/dockerd-$name.ns"
 }
 
