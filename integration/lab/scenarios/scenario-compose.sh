@@ -12,6 +12,12 @@ CP_T0=$(now_ms)
 # Compose v2 as the docker-compose command; the CLI plugin
 # (`docker compose`) is the same program.
 if command -v docker-compose >/dev/null; then CP_CMD=(docker-compose); else CP_CMD=(docker compose); fi
+# Only the newest suite's image carries Compose (image.sh): elsewhere the
+# scenario says it did not run, and passes nothing.
+if ! "${CP_CMD[@]}" version >/dev/null 2>&1; then
+	lab_log "compose: not run: this suite's image has no Docker Compose (Debian's docker-compose is installed on forky only)"
+	return 0
+fi
 compose() {
 	local h=$1
 	shift
