@@ -45,8 +45,8 @@ guest_packages=(
 )
 case $suite in
 bookworm) ;;                                        # docker.io 20.10 still holds the CLI
-trixie) guest_packages+=(docker-cli) ;;             # docker.io 26 split the CLI out
-*) guest_packages+=(docker-cli docker-compose) ;; # forky, testing, sid: the newest engine
+trixie) guest_packages+=(docker-cli docker-compose) ;; # docker.io 26 split the CLI out
+*) guest_packages+=(docker-cli docker-compose) ;;      # forky, testing, sid: the newest engine
 esac
 
 # The virtio modules the initramfs loads, in dependency order (no modprobe in there).

@@ -15,7 +15,7 @@ if command -v docker-compose >/dev/null; then CP_CMD=(docker-compose); else CP_C
 # Only the newest suite's image carries Compose (image.sh): elsewhere the
 # scenario says it did not run, and passes nothing.
 if ! "${CP_CMD[@]}" version >/dev/null 2>&1; then
-	lab_log "compose: not run: this suite's image has no Docker Compose (Debian's docker-compose is installed on forky only)"
+	lab_log "compose: not run: this suite's image has no Docker Compose (the lab installs Debian's docker-compose from trixie on)"
 	return 0
 fi
 compose() {
