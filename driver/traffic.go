@@ -114,9 +114,13 @@ func (d *Driver) inContainers(eps []endpointRecord) (map[string]bool, error) {
 		return nil, err
 	}
 	defer sock.Close()
+	all, err := ids()
+	if err != nil {
+		return nil, err
+	}
 	type placed struct{ index, parentIndex int }
 	nsidOf := map[placed]int32{}
-	for _, id := range ids {
+	for _, id := range all {
 		links, err := linksInNetns(sock, id)
 		if err != nil {
 			return nil, err
@@ -155,18 +159,16 @@ func (d *Driver) inContainers(eps []endpointRecord) (map[string]bool, error) {
 	return found, nil
 }
 
-// open opens a route socket and lists the namespaces it can look into.
-func (t *traffic) open() (*rtnl.Conn, []int32, error) {
+// open opens a route socket and returns with it the lister of the
+// namespaces it can look into, which lists them once, when first asked: a
+// read whose links are all where they were last found asks for none (the
+// list costs a dump and the probes past it, see netnsIDs).
+func (t *traffic) open() (*rtnl.Conn, func() ([]int32, error), error) {
 	sock, err := rtnl.Open(t.ns)
 	if err != nil {
 		return nil, nil, err
 	}
-	ids, err := netnsIDs(sock)
-	if err != nil {
-		sock.Close()
-		return nil, nil, err
-	}
-	return sock, ids, nil
+	return sock, sync.OnceValues(func() ([]int32, error) { return netnsIDs(sock) }), nil
 }
 
 func countersOf(ep endpointRecord, s *netlink.LinkStatistics) EndpointTraffic {
@@ -178,26 +180,38 @@ func countersOf(ep endpointRecord, s *netlink.LinkStatistics) EndpointTraffic {
 
 // find looks for an endpoint's link where it was last seen, then in every
 // namespace with an ID.
-func (t *traffic) find(sock *rtnl.Conn, ids []int32, ep endpointRecord, parentIndex int) (netlink.Link, error) {
+func (t *traffic) find(sock *rtnl.Conn, ids func() ([]int32, error), ep endpointRecord, parentIndex int) (netlink.Link, error) {
 	if parentIndex == 0 {
 		return nil, nil
 	}
 	t.mu.Lock()
 	last, known := t.where[ep.ID]
 	t.mu.Unlock()
-	if known {
-		ids = append([]int32{last}, ids...)
-	}
-	for _, id := range ids {
+	look := func(id int32) (netlink.Link, error) {
 		link, err := linkInNetns(sock, id, ep.Ifindex)
-		if err != nil {
+		if err != nil || link == nil || link.Attrs().ParentIndex != parentIndex {
 			return nil, err
 		}
-		if link != nil && link.Attrs().ParentIndex == parentIndex {
-			t.mu.Lock()
-			t.where[ep.ID] = id
-			t.mu.Unlock()
-			return link, nil
+		t.mu.Lock()
+		t.where[ep.ID] = id
+		t.mu.Unlock()
+		return link, nil
+	}
+	if known {
+		if link, err := look(last); link != nil || err != nil {
+			return link, err
+		}
+	}
+	all, err := ids()
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range all {
+		if known && id == last {
+			continue
+		}
+		if link, err := look(id); link != nil || err != nil {
+			return link, err
 		}
 	}
 	return nil, nil
