@@ -106,8 +106,8 @@ func (d *Driver) Traffic(ctx context.Context) ([]EndpointTraffic, error) {
 // be looked for; it counts as there. One dump of each namespace with an ID
 // answers for all: asking every namespace for every link (find, before
 // anything is remembered) would be a million requests for 1,000
-// containers. It remembers where each link
-// was found, for the traffic reads that follow.
+// containers. It remembers where each link was found, for the traffic
+// reads that follow.
 func (d *Driver) inContainers(eps []endpointRecord) (map[string]bool, error) {
 	sock, ids, err := d.traffic.open()
 	if err != nil {
