@@ -67,10 +67,28 @@ func (s *Server) routeProtocol() {
 	unsupported(s, "/NetworkDriver.AllocateNetwork", "a local-scope driver keeps its state on each host")
 	unsupported(s, "/NetworkDriver.FreeNetwork", "a local-scope driver keeps its state on each host")
 	// Swarm's node discovery carries nothing a routed network needs: BGP
-	// finds the other hosts. Acknowledged, once the request is whole.
+	// finds the other hosts. Acknowledged once the request is whole, and
+	// logged: the engine's view of the swarm, for the operator.
 	discovery := spec{needs: []string{"DiscoveryType"}}
-	handle(s, "/NetworkDriver.DiscoverNew", discovery, withoutAnswer(func(context.Context, *netapi.DiscoveryNotification) error { return nil }))
-	handle(s, "/NetworkDriver.DiscoverDelete", discovery, withoutAnswer(func(context.Context, *netapi.DiscoveryNotification) error { return nil }))
+	handle(s, "/NetworkDriver.DiscoverNew", discovery, withoutAnswer(s.logDiscovery("swarm node discovered")))
+	handle(s, "/NetworkDriver.DiscoverDelete", discovery, withoutAnswer(s.logDiscovery("swarm node gone")))
+}
+
+// logDiscovery logs a discovery notification as msg, with the node's
+// address and whether it is this node when the data carries them (a node
+// discovery, the only kind Docker passes to a remote driver); data of any
+// other shape is logged without them, never refused.
+func (s *Server) logDiscovery(msg string) func(context.Context, *netapi.DiscoveryNotification) error {
+	return func(_ context.Context, req *netapi.DiscoveryNotification) error {
+		log := s.log.WithField("discovery_type", req.DiscoveryType)
+		data, _ := req.DiscoveryData.(map[string]any)
+		if address, ok := data["Address"].(string); ok {
+			self, _ := data["Self"].(bool)
+			log = log.WithField("node", address).WithField("self", self)
+		}
+		log.Info(msg)
+		return nil
+	}
 }
 
 // bindNetwork and bindIPAM bind a driver method to the driver handed over at Ready:

@@ -18,6 +18,7 @@ import (
 	ipamapi "github.com/docker/go-plugins-helpers/ipam"
 	netapi "github.com/docker/go-plugins-helpers/network"
 	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 )
 
 // recorder is a stand-in for both drivers that records what reached it; the
@@ -300,4 +301,50 @@ func FuzzRequestDecoding(f *testing.F) {
 			t.Fatalf("%s error answer without Err: %v", path, out)
 		}
 	})
+}
+
+// TestDiscoveryLogged: Swarm's node discovery is acknowledged and logged
+// with the node's address, whatever shape its data has.
+func TestDiscoveryLogged(t *testing.T) {
+	for _, tt := range []struct {
+		path, body string
+		wantMsg    string
+		wantFields logrus.Fields
+	}{
+		{"/NetworkDriver.DiscoverNew", `{"DiscoveryType":1,"DiscoveryData":{"Address":"192.168.100.12","BindAddress":"0.0.0.0","Self":true}}`,
+			"swarm node discovered", logrus.Fields{"node": "192.168.100.12", "self": true, "discovery_type": 1}},
+		{"/NetworkDriver.DiscoverDelete", `{"DiscoveryType":1,"DiscoveryData":{"Address":"192.168.100.13"}}`,
+			"swarm node gone", logrus.Fields{"node": "192.168.100.13", "self": false, "discovery_type": 1}},
+		{"/NetworkDriver.DiscoverNew", `{"DiscoveryType":1,"DiscoveryData":"192.168.100.12"}`,
+			"swarm node discovered", logrus.Fields{"discovery_type": 1}},
+		{"/NetworkDriver.DiscoverNew", `{"DiscoveryType":1,"DiscoveryData":{"Address":7,"Self":"yes"}}`,
+			"swarm node discovered", logrus.Fields{"discovery_type": 1}},
+	} {
+		t.Run(tt.body, func(t *testing.T) {
+			log, hook := logtest.NewNullLogger()
+			s := NewServer(logrus.NewEntry(log))
+			if status, out := call(t, s, tt.path, tt.body); status != 200 {
+				t.Fatalf("status %d (answer %v), want 200", status, out)
+			}
+			var found *logrus.Entry
+			for _, e := range hook.AllEntries() {
+				if e.Message == tt.wantMsg {
+					found = e
+				}
+			}
+			if found == nil || found.Level != logrus.InfoLevel {
+				t.Fatalf("no info line %q among %d", tt.wantMsg, len(hook.AllEntries()))
+			}
+			for k, want := range tt.wantFields {
+				if got := found.Data[k]; got != want {
+					t.Errorf("field %s = %#v, want %#v", k, got, want)
+				}
+			}
+			for _, k := range []string{"node", "self"} {
+				if _, ok := tt.wantFields[k]; !ok && found.Data[k] != nil {
+					t.Errorf("field %s = %#v, want none", k, found.Data[k])
+				}
+			}
+		})
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"github.com/sirupsen/logrus/hooks/writer"
 
 	"github.com/ipvlan-bgp/ipvlan-bgp/api"
 	"github.com/ipvlan-bgp/ipvlan-bgp/bgp"
@@ -44,14 +45,14 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "status" {
 		os.Exit(statusCommand(ctx, os.Args[2:], os.Getenv, os.Stdout, os.Stderr))
 	}
-	if err := run(ctx, os.Getenv, os.Stderr); err != nil {
+	if err := run(ctx, os.Getenv, logOutput{lines: os.Stdout, errors: os.Stderr}); err != nil {
 		fmt.Fprintln(os.Stderr, "ipvlan-bgp:", err)
 		os.Exit(1)
 	}
 }
 
 // run is the plugin: it serves Docker until ctx ends, logging to logOut.
-func run(ctx context.Context, getenv func(string) string, logOut io.Writer) error {
+func run(ctx context.Context, getenv func(string) string, logOut logOutput) error {
 	started := time.Now()
 	cfg, cfgErr := loadConfig(getenv)
 	log := newLogger(cfg, logOut)
@@ -90,9 +91,21 @@ func run(ctx context.Context, getenv func(string) string, logOut io.Writer) erro
 	return err
 }
 
-func newLogger(cfg config, out io.Writer) *logrus.Entry {
+// logOutput is where the log lines go: errors apart from the rest, because
+// dockerd logs a managed plugin's standard output at its level info and its
+// standard error at level error, whatever the line says. With every line on
+// standard error, `journalctl -u docker -p err` would list each container's
+// announcement as an error.
+type logOutput struct {
+	lines  io.Writer // debug, info, warning
+	errors io.Writer // error, fatal, panic
+}
+
+func newLogger(cfg config, out logOutput) *logrus.Entry {
 	log := logrus.New()
-	log.SetOutput(out)
+	log.SetOutput(io.Discard)
+	log.AddHook(&writer.Hook{Writer: out.errors, LogLevels: []logrus.Level{logrus.PanicLevel, logrus.FatalLevel, logrus.ErrorLevel}})
+	log.AddHook(&writer.Hook{Writer: out.lines, LogLevels: []logrus.Level{logrus.WarnLevel, logrus.InfoLevel, logrus.DebugLevel, logrus.TraceLevel}})
 	if cfg.logFormat == "json" {
 		log.SetFormatter(&logrus.JSONFormatter{})
 	}

@@ -93,7 +93,9 @@ router bgp 65001
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, func(k string) string { return env[k] }, r.log) }()
+	go func() {
+		done <- run(ctx, func(k string) string { return env[k] }, logOutput{lines: r.log, errors: r.log})
+	}()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

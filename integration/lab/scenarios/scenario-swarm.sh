@@ -77,8 +77,9 @@ sw_in_blocks() {
 	done <"$1"
 }
 # sw_log_mark HOST: where the host's dockerd log ends now (the plugin logs
-# into it), for the check that no call failed.
+# into it); sw_since HOST: the lines after the mark.
 sw_log_mark() { wc -l <"$LAB_LOGS/dockerd-$1.log"; }
+sw_since() { tail -n +"$((sw_mark[$1] + 1))" "$LAB_LOGS/dockerd-$1.log"; }
 
 # sw_refused NAME 'EXPECTED' CMD...: CMD fails with EXPECTED in its error.
 sw_refused() {
@@ -141,6 +142,16 @@ declare -A sw_node
 for h in $SW_NODES; do sw_node[$h]=$(dk "$h" info -f '{{.Swarm.NodeID}}'); done
 t_swarm=$(($(now_ms) - t0))
 pass "swarm: host1 manager, host2 and host3 workers, all Ready (${t_swarm} ms; gossip over 192.168.100.0/24)"
+# The engine tells a driver of global connectivity scope of the swarm's
+# nodes (DiscoverNew): each node's plugin is told of itself, at its
+# advertised address.
+others=()
+for h in $SW_NODES; do
+	wait_for "sw_since $h | grep -q 'swarm node discovered.* node=192.168.100.1${h#host} self=true'" 60 ||
+		fail "swarm: $h's plugin was not told of its own node: $(sw_since "$h" | grep -F 'swarm node' | head -3)"
+	others+=("$h $(sw_since "$h" | grep -F 'swarm node discovered' | grep -cv 'self=true' || true)")
+done
+pass "swarm: every node's plugin got DiscoverNew for its own node; of the others (node: notifications): ${others[*]}"
 
 # ---- the network and the services, from the files docs/swarm.md quotes ----
 t0=$(now_ms)
@@ -338,7 +349,7 @@ t_rm=$(($(now_ms) - t0))
 pass "swarm: docker service rm: every route withdrawn, and on each node the plugin dropped the network, its endpoints and pools (no address allocated), no link left (${t_rm} ms)"
 # The plugin logs every call it answers with an error ("call failed").
 for h in $SW_NODES; do
-	failed=$(tail -n +"$((sw_mark[$h] + 1))" "$LAB_LOGS/dockerd-$h.log" | grep 'call failed' || true)
+	failed=$(sw_since "$h" | grep 'call failed' || true)
 	[ -z "$failed" ] || fail "swarm: $h's plugin answered a call of Swarm's with an error: $(echo "$failed" | head -3)"
 done
 pass "swarm: no call of the engines' to the plugins failed on any node"
@@ -346,6 +357,9 @@ pass "swarm: no call of the engines' to the plugins failed on any node"
 dk host1 network rm apps >/dev/null
 for h in host3 host2; do dk "$h" swarm leave >/dev/null; done
 dk host1 swarm leave --force >/dev/null
+gone=()
+for h in $SW_NODES; do gone+=("$h $(sw_since "$h" | grep -cF 'swarm node gone' || true)"); done
+lab_log "swarm: DiscoverDelete notifications after the nodes left (node: count): ${gone[*]}"
 for h in $SW_NODES; do dk "$h" network rm apps-config >/dev/null; done
 
 # ---- back to what the other scenarios expect ----
