@@ -37,6 +37,9 @@ func TestCreateNetworkRejects(t *testing.T) {
 		option, reason string
 	}{
 		{name: "missing parent", req: networkReq(networkID(1), v4, "parent", "eth9"), option: "parent", reason: "no such network interface"},
+		// What a node gets for a --scope swarm network made without a
+		// config-only network: Swarm dropped -o parent (seen on Docker 28.5).
+		{name: "swarm network without a parent", req: networkReq("jk88c73gkbef2dtc2stp8rmer", v4), option: "parent", reason: "--config-from a --config-only network"},
 		{name: "missing NIC under a VLAN", req: networkReq(networkID(1), v4, "parent", "eth9.5"), option: "parent", reason: "eth9"},
 		{name: "loopback", req: networkReq(networkID(1), v4, "parent", "lo"), option: "parent", reason: "loopback"},
 		{name: "mtu above the parent's", req: networkReq(networkID(1), v4, "parent", "eth0", "mtu", "9000"), option: "mtu", reason: "(1500)"},

@@ -90,6 +90,14 @@ func newNetworkRecord(req *netapi.CreateNetworkRequest) (networkRecord, error) {
 	if err != nil {
 		return networkRecord{}, err
 	}
+	if cfg.Parent == "" && isSwarmID(req.NetworkID) {
+		// Swarm drops -o, --subnet and --ipam-driver given to a swarm
+		// network of a local-scope driver; without a config-only network
+		// every node would get an internal network of its own, its tasks
+		// unreachable and numbered alike by Docker's default IPAM.
+		return networkRecord{}, optionErr(optParent, "",
+			"a swarm network needs one: create it with --config-from a --config-only network made on every node with -o parent and --ipam-driver ipvlan-bgp (Swarm ignores the options of a --scope swarm network of this driver)")
+	}
 	v4, err := parsePools(poolsOf(req.IPv4Data), true)
 	if err != nil {
 		return networkRecord{}, err

@@ -441,12 +441,17 @@ func familyName(is4 bool) string {
 // creates it in the driver under it.
 const swarmIDLen = 25
 
+// isSwarmID: id is a Swarm object's ID (a swarm network's), not a Docker
+// engine's.
+func isSwarmID(id string) bool {
+	return len(id) == swarmIDLen && strings.Trim(id, "0123456789abcdefghijklmnopqrstuvwxyz") == ""
+}
+
 // checkDockerID refuses IDs that cannot be Docker's: link names are cut from
 // them. Docker's own IDs are hexadecimal, a swarm network's base 36.
 func checkDockerID(kind, id string) error {
 	hex := len(id) >= 12 && strings.Trim(id, "0123456789abcdef") == ""
-	swarm := len(id) == swarmIDLen && strings.Trim(id, "0123456789abcdefghijklmnopqrstuvwxyz") == ""
-	if !hex && !swarm {
+	if !hex && !isSwarmID(id) {
 		return fmt.Errorf("ipvlan-bgp: %s ID %q is not a Docker ID (at least 12 lower-case hexadecimal digits, or a Swarm ID of %d lower-case letters and digits)", kind, id, swarmIDLen)
 	}
 	return nil

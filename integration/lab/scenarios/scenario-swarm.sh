@@ -354,6 +354,28 @@ for h in $SW_NODES; do
 done
 pass "swarm: no call of the engines' to the plugins failed on any node"
 
+# A swarm network made without a config-only network: Docker takes it but
+# drops its -o, --subnet and --ipam-driver (the driver is local-scope), so a
+# node would get an internal network, its tasks unreachable and numbered
+# alike everywhere. The plugin refuses it where a task starts, the task fails
+# with why, and nothing is left on any node.
+dk host1 network create -d "$PLUGIN" --scope swarm --ipam-driver "$PLUGIN" --subnet 10.247.0.0/16 -o parent=eth0 noconf >/dev/null ||
+	fail "swarm: docker network create refused a swarm network without --config-from"
+noconf_id=$(dk host1 network inspect -f '{{.ID}}' noconf)
+dk host1 service create --detach --init --name noconf --endpoint-mode dnsrr --network noconf busybox sleep 86400 >/dev/null ||
+	fail "swarm: a service on a swarm network without --config-from was refused at creation"
+noconf_err() { dk host1 service ps --no-trunc --format '{{.Error}}' noconf | grep -F 'a swarm network needs one' | head -1; }
+wait_for '[ -n "$(noconf_err)" ]' 120 || fail "swarm: no task of a service on a swarm network without --config-from failed with the plugin's reason: $(dk host1 service ps --no-trunc noconf)"
+err=$(noconf_err)
+dk host1 service rm noconf >/dev/null
+dk host1 network rm noconf >/dev/null
+for h in $SW_NODES; do
+	wait_for "! status_json $h | jq -e --arg id $noconf_id '.networks[] | select(.id == \$id)'" 60 ||
+		fail "swarm: $h's plugin holds the refused network"
+	! ip -n "$h" -o link show | grep -q ' ipbd-' || fail "swarm: a dummy parent was left on $h: $(ip -n "$h" -o link show | grep ' ipbd-')"
+done
+pass "swarm: a swarm network without --config-from: the task fails with '$err'; nothing left on any node"
+
 dk host1 network rm apps >/dev/null
 for h in host3 host2; do dk "$h" swarm leave >/dev/null; done
 dk host1 swarm leave --force >/dev/null
