@@ -300,18 +300,11 @@ func netnsIDs(sock *rtnl.Conn) ([]int32, error) {
 	req = append(req, unix.AF_UNSPEC, 0, 0, 0) // rtgenmsg, padded
 	rtnl.Finish(req, 0)
 	var ids []int32
-	var bad error
-	err := sock.Dump(req, func(typ uint16, body []byte) {
-		if typ != unix.RTM_NEWNSID || bad != nil {
-			return
-		}
-		var more []int32
-		more, bad = parseNetnsIDs([][]byte{body})
+	err := sock.Dump(req, unix.RTM_NEWNSID, func(body []byte) error {
+		more, err := parseNetnsIDs([][]byte{body})
 		ids = append(ids, more...)
+		return err
 	})
-	if err == nil {
-		err = bad
-	}
 	if err != nil {
 		return nil, fmt.Errorf("list network namespace IDs: %w", err)
 	}
@@ -404,21 +397,14 @@ func linksInNetns(sock *rtnl.Conn, nsid int32) (map[int]int, error) {
 	rtnl.Finish(req, 0)
 	parents, err := rtnl.RetryDump(func() (map[int]int, error) {
 		parents := map[int]int{}
-		var bad error
-		err := sock.Dump(req, func(typ uint16, body []byte) {
-			if typ != unix.RTM_NEWLINK || bad != nil {
-				return
-			}
+		err := sock.Dump(req, unix.RTM_NEWLINK, func(body []byte) error {
 			link, err := netlink.LinkDeserialize(nil, body)
 			if err != nil {
-				bad = err
-				return
+				return err
 			}
 			parents[link.Attrs().Index] = link.Attrs().ParentIndex
+			return nil
 		})
-		if err == nil {
-			err = bad
-		}
 		return parents, err
 	})
 	// EINVAL: the namespace went away since the ID was listed.

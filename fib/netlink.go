@@ -144,14 +144,12 @@ func (d *routeDumper) dump(family int, table uint32, protocol uint8, f func(kern
 	d.req = rtnl.AppendUint32Attr(d.req, unix.RTA_TABLE, table)
 	rtnl.Finish(d.req, 0)
 	var scratch []path
-	return d.conn.Dump(d.req, func(typ uint16, body []byte) {
-		if typ != unix.RTM_NEWROUTE {
-			return
-		}
+	return d.conn.Dump(d.req, unix.RTM_NEWROUTE, func(body []byte) error {
 		if r, ok := decodeRoute(body, table, protocol, scratch[:0]); ok {
 			f(r)
 			scratch = r.paths
 		}
+		return nil
 	})
 }
 

@@ -229,15 +229,18 @@ func (c *Conn) Exchange(req []byte, want uint16) ([][]byte, error) {
 }
 
 // Dump sends one dump request (built with AppendHeader, its sequence
-// number from Seq) and calls f with every answer as it streams in: body
-// valid only during the call. An interrupted dump is ErrDumpInterrupted
-// once it has been read to its end: run it again (RetryDump).
-func (c *Conn) Dump(req []byte, f func(typ uint16, body []byte)) error {
+// number from Seq) and calls f with the body of every answer of type want
+// as it streams in: body valid only during the call. The first error f
+// returns ends the calls to f, and is the dump's error once the dump has
+// been read to its end. An interrupted dump is ErrDumpInterrupted: run it
+// again (RetryDump).
+func (c *Conn) Dump(req []byte, want uint16, f func(body []byte) error) error {
 	seq := binary.NativeEndian.Uint32(req[8:])
 	if err := c.Send(req); err != nil {
 		return fmt.Errorf("ask for the dump: %w", err)
 	}
 	interrupted := false
+	var failed error
 	for {
 		b, err := c.Receive(0)
 		if err != nil {
@@ -254,14 +257,16 @@ func (c *Conn) Dump(req []byte, f func(typ uint16, body []byte)) error {
 				if interrupted {
 					return ErrDumpInterrupted
 				}
-				return nil
+				return failed
 			case unix.NLMSG_ERROR:
 				if err := AckError(h, m.Body); err != nil {
 					return fmt.Errorf("dump refused: %w", err)
 				}
-				return nil
-			default:
-				f(h.Type, m.Body)
+				return failed
+			case want:
+				if failed == nil {
+					failed = f(m.Body)
+				}
 			}
 		}
 	}

@@ -52,19 +52,33 @@ func TestExchangeAndDump(t *testing.T) {
 	var names []string
 	_, err = RetryDump(func() (struct{}, error) {
 		names = names[:0]
-		return struct{}{}, c.Dump(req, func(typ uint16, body []byte) {
-			if typ != unix.RTM_NEWLINK || len(body) < unix.SizeofIfInfomsg {
-				return
+		return struct{}{}, c.Dump(req, unix.RTM_NEWLINK, func(body []byte) error {
+			if len(body) < unix.SizeofIfInfomsg {
+				return nil
 			}
 			for typ, value := range Attrs(body[unix.SizeofIfInfomsg:]) {
 				if typ == unix.IFLA_IFNAME {
 					names = append(names, unix.ByteSliceToString(value))
 				}
 			}
+			return nil
 		})
 	})
 	if err != nil || len(names) != 3 {
 		t.Fatalf("dumped links %v, %v; want lo, a0 and b0 of the namespace", names, err)
+	}
+	// The first error of the callback is the dump's, the callback is not
+	// called again, and the socket answers the next request.
+	stop := errors.New("stop")
+	calls := 0
+	req = AppendHeader(req[:0], unix.RTM_GETLINK, unix.NLM_F_DUMP, c.Seq(1))
+	req = append(req, make([]byte, unix.SizeofIfInfomsg)...)
+	Finish(req, 0)
+	if err := c.Dump(req, unix.RTM_NEWLINK, func([]byte) error { calls++; return stop }); !errors.Is(err, stop) || calls != 1 {
+		t.Fatalf("a dump whose callback fails: %v after %d calls, want stop after 1", err, calls)
+	}
+	if answers, err := c.Exchange(getLink(c, 1), unix.RTM_NEWLINK); err != nil || len(answers) != 1 {
+		t.Fatalf("get lo after the failed dump: %d answers, %v; want one", len(answers), err)
 	}
 }
 
