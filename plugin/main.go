@@ -94,8 +94,8 @@ func run(ctx context.Context, getenv func(string) string, logOut logOutput) erro
 // logOutput is where the log lines go: errors apart from the rest, because
 // dockerd logs a managed plugin's standard output at its level info and its
 // standard error at level error, whatever the line says. With every line on
-// standard error, `journalctl -u docker -p err` would list each container's
-// announcement as an error.
+// standard error, dockerd's log would call each container's announcement an
+// error.
 type logOutput struct {
 	lines  io.Writer // debug, info, warning
 	errors io.Writer // error, fatal, panic
